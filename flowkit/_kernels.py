@@ -1,0 +1,203 @@
+"""Numba kernels: the flow's right-hand side, its analytic Jacobian, and the map
+from the integrator's state to (theta, w, margins).  All of flowkit's compiled
+code lives here.
+
+Coordinates (math.md, "Gradient flow" and "Log-loss time"; derivation in flow.py):
+
+* independent variable  sigma = log(gamma~)   (gamma~ = -log L, never L itself);
+* per feature one scalar psi_i = delta+_i - delta-_i, where delta± = theta± - log(alpha)
+  are the log-parameter offsets.  The conservation law of math.md fixes delta± from psi:
+      D = 2:  delta± = ±psi/2
+      D > 2:  delta± = f(±a psi)/a,  f(x) = log((1 + e^x)/2),  a = D - 2
+  (then e^{-a delta+} + e^{-a delta-} = 2, i.e. u+^{2-D} + u-^{2-D} = 2 alpha^{2-D}).
+  delta± have opposite signs, so w = alpha^D (expm1(D delta+) - expm1(D delta-)) never
+  cancels: full relative precision deep in the kernel regime, where u moves by ~1e-47,
+  and in the rich regime, where 1 - c s would lose every digit;
+* the state is y = psi / phi with phi = R/(1+R), R = gamma~/alpha^D, so that y is O(1)
+  from the kernel regime (psi ~ gamma~/alpha^D) to the rich one (psi ~ log R) and one
+  absolute tolerance fits the whole run;
+* omega = log(t kappa) - gamma~ carries the gradient-flow time t while gamma~ is
+  moderate (flow.py drops it past TIME_SWITCH, where it has relaxed onto its
+  asymptotic value).  It relaxes to ~0 at rate gamma~, and rounding in
+  d log kappa/dsigma (~eps gamma~) would otherwise throttle the step at large gamma~.
+
+Every power (alpha^D, e^{(2D-2) delta}) is carried as a logarithm and shifted before
+it is exponentiated, so nothing overflows for |D log alpha| <= 690 and gamma~ <= 1e15.
+"""
+import math
+
+import numpy as np
+from numba import njit
+
+LOG2 = math.log(2.0)
+
+
+@njit(cache=True)
+def softplus(x):
+    """log(1 + e^x) without overflow."""
+    if x > 0.0:
+        return x + math.log1p(math.exp(-x))
+    return math.log1p(math.exp(x))
+
+
+@njit(cache=True)
+def _half_log(x):
+    """f(x) = log((1 + e^x)/2), accurate near 0 (where it is ~x/2) and for large |x|."""
+    if abs(x) < 0.5:
+        return math.log1p(0.5 * math.expm1(x))
+    return softplus(x) - LOG2
+
+
+@njit(cache=True)
+def _sigmoid(x):
+    if x >= 0.0:
+        return 1.0 / (1.0 + math.exp(-x))
+    e = math.exp(x)
+    return e / (1.0 + e)
+
+
+@njit(cache=True)
+def _scales(sigma, A):
+    """(log phi, beta, log(1+R)) with R = e^sigma / alpha^D, A = log(alpha^D)."""
+    logR = sigma - A
+    sp = softplus(logR)
+    return logR - sp, math.exp(-sp), sp
+
+
+@njit(cache=True)
+def offsets(psi, D):
+    """(delta+, delta-, d delta+/d psi, -d delta-/d psi) for one feature."""
+    a = D - 2.0
+    if a == 0.0:
+        return 0.5 * psi, -0.5 * psi, 0.5, 0.5
+    return _half_log(a * psi) / a, _half_log(-a * psi) / a, _sigmoid(a * psi), _sigmoid(-a * psi)
+
+
+@njit(cache=True)
+def _w_of(dp, dm, D, A):
+    """w = alpha^D (e^{D dp} - e^{D dm}); dp, dm of opposite sign, so no cancellation."""
+    if D * max(dp, dm) < 30.0:
+        return math.exp(A) * (math.expm1(D * dp) - math.expm1(D * dm))
+    return math.exp(A + D * dp) - math.exp(A + D * dm)
+
+
+@njit(cache=True)
+def state_to_w(sigma, y, D, A):
+    """delta+, delta-, w from the state y at sigma = log gamma~."""
+    d = y.shape[0]
+    logphi, _, _ = _scales(sigma, A)
+    phi = math.exp(logphi)
+    dp = np.empty(d)
+    dm = np.empty(d)
+    w = np.empty(d)
+    for i in range(d):
+        dp[i], dm[i], _, _ = offsets(phi * y[i], D)
+        w[i] = _w_of(dp[i], dm[i], D, A)
+    return dp, dm, w
+
+
+@njit(cache=True)
+def softmax_margins(Xt, w):
+    """Margins m = Xt w, p = softmax(-m) and gamma~ = log N - logsumexp(-m) (shifted)."""
+    m = Xt @ w
+    mmin = m.min()
+    e = np.exp(-(m - mmin))
+    Z = e.sum()
+    p = e / Z
+    gamma_state = mmin - math.log(Z) + math.log(m.shape[0])
+    return m, p, gamma_state
+
+
+@njit(cache=True)
+def _evaluate(sigma, z, Xt, D, A, want_jac):
+    d = Xt.shape[1]
+    a = D - 2.0
+    y = z[:d]
+    timed = z.shape[0] > d  # the state carries omega (gradient-flow time)
+    gam = math.exp(sigma)
+    logphi, beta, log1pR = _scales(sigma, A)
+    phi = math.exp(logphi)
+
+    dp = np.empty(d)
+    dm = np.empty(d)
+    sp = np.empty(d)
+    sm = np.empty(d)
+    w = np.empty(d)
+    for i in range(d):
+        dp[i], dm[i], sp[i], sm[i] = offsets(phi * y[i], D)
+        w[i] = _w_of(dp[i], dm[i], D, A)
+    _, p, _ = softmax_margins(Xt, w)
+    g = Xt.T @ p
+
+    # S = sum_i q_i g_i^2, q = e^{(2D-2) delta+} + e^{(2D-2) delta-}, kept as M + log(S~)
+    M = -np.inf
+    for i in range(d):
+        M = max(M, (2.0 * D - 2.0) * max(dp[i], dm[i]))
+    qp = np.exp((2.0 * D - 2.0) * dp - M)
+    qm = np.exp((2.0 * D - 2.0) * dm - M)
+    q = qp + qm
+    St = np.sum(q * g * g)
+
+    # dy/dsigma = (1+R)/D (e^{a delta+} + e^{a delta-}) g / S - beta y
+    base = log1pR - math.log(D) - M - math.log(St)
+    cfp = np.exp(base + a * dp)
+    cfm = np.exp(base + a * dm)
+    b = cfp + cfm
+    f = np.empty(z.shape[0])
+    f[:d] = b * g - beta * y
+
+    # d log S / dy: through q (diagonal) and through g = Xtᵀ p(m(y)) (stiff part)
+    v = D * (np.exp(A + logphi + D * dp) * sp + np.exp(A + logphi + D * dm) * sm)  # dw/dy
+    C = Xt.T @ (p[:, None] * Xt) - np.outer(g, g)
+    Jg = -C * v[None, :]                                   # dg/dy
+    dq = (2.0 * D - 2.0) * phi * (qp * sp - qm * sm)       # dq~/dy
+    lS = (dq * g * g + 2.0 * ((q * g) @ Jg)) / St
+    # omega = log(t kappa) - gamma~: d omega/dsigma = gamma~ expm1(-omega) + d log kappa/dsigma,
+    # and d log kappa/dsigma = lS·(f_y + beta y) = lS·(b g) along the flow
+    if timed:
+        f[d] = gam * math.expm1(-z[d]) + np.dot(lS, b * g)
+    if not want_jac:
+        return f, f[:0].reshape((0, 0))
+
+    J = np.zeros((z.shape[0], z.shape[0]))
+    for i in range(d):
+        for k in range(d):
+            J[i, k] = b[i] * (Jg[i, k] - g[i] * lS[k])
+        J[i, i] += a * phi * (cfp[i] * sp[i] - cfm[i] * sm[i]) * g[i] - beta
+    # The omega row's y-derivatives (second derivatives of log S) are left out: omega
+    # never feeds back into y, so the Newton iteration converges all the same.
+    if timed:
+        J[d, d] = -gam * math.exp(-z[d])
+    return f, J
+
+
+@njit(cache=True)
+def log_kappa(sigma, y, Xt, D, A):
+    """log kappa = log(D² alpha^{2D-2} S) at state y (math.md, "Log-loss time")."""
+    dp, dm, w = state_to_w(sigma, y, D, A)
+    _, p, _ = softmax_margins(Xt, w)
+    g = Xt.T @ p
+    lq = (2.0 * D - 2.0) * np.maximum(dp, dm)
+    M = lq.max()
+    St = np.sum((np.exp((2.0 * D - 2.0) * dp - M) + np.exp((2.0 * D - 2.0) * dm - M)) * g * g)
+    return 2.0 * math.log(D) + (2.0 * D - 2.0) / D * A + M + math.log(St)
+
+
+@njit(cache=True)
+def dlogkappa(sigma, y, Xt, D, A):
+    """d log kappa / d sigma along the flow at state y."""
+    z = np.zeros(y.shape[0] + 1)
+    z[:-1] = y
+    return _evaluate(sigma, z, Xt, D, A, False)[0][-1]
+
+
+@njit(cache=True)
+def rhs(sigma, z, Xt, D, A):
+    """d z / d sigma for z = (y, omega) or z = y."""
+    return _evaluate(sigma, z, Xt, D, A, False)[0]
+
+
+@njit(cache=True)
+def jac(sigma, z, Xt, D, A):
+    """Analytic Jacobian d f / d z."""
+    return _evaluate(sigma, z, Xt, D, A, True)[1]

@@ -1,0 +1,80 @@
+"""Datasets: the paper's built-in examples and loading user data (.csv, .npz).
+
+Built-ins (all labels +1):
+
+* ``fig4a``: the paper's Figure 4(a) data (0.6,0.7,0.8), (0.7,0.6,0.6), (1.0,0.5,0.5);
+* ``fig4b``: Figure 4(b) data (0.6,0.7,0.1), (0.4,0.6,0.6), (1.0,0.5,0.5);
+* ``kink``: (0.7,0.9,0.8), (0.3,0.4,0.9), (0.1,0.8,0.8), whose D = 2 Q_mu path changes
+  support vectors near mu ~ 0.35 (the engine's hard regime past that change).
+
+CSV files hold one sample per row, the label in the last column (a header line is
+allowed); .npz files hold arrays ``X`` and ``y``.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .exceptions import DataError
+from .problem import validate_data
+
+__all__ = ["BUILTIN", "load", "load_file", "fig4a", "fig4b", "kink"]
+
+BUILTIN = {
+    "fig4a": [[0.6, 0.7, 0.8], [0.7, 0.6, 0.6], [1.0, 0.5, 0.5]],
+    "fig4b": [[0.6, 0.7, 0.1], [0.4, 0.6, 0.6], [1.0, 0.5, 0.5]],
+    "kink": [[0.7, 0.9, 0.8], [0.3, 0.4, 0.9], [0.1, 0.8, 0.8]],
+}
+
+
+def load(name):
+    """(X, y) of a built-in dataset by name."""
+    if name not in BUILTIN:
+        raise DataError(f"unknown dataset {name!r}; built-ins are {sorted(BUILTIN)}")
+    X = np.array(BUILTIN[name], dtype=float)
+    return X, np.ones(X.shape[0])
+
+
+def fig4a():
+    return load("fig4a")
+
+
+def fig4b():
+    return load("fig4b")
+
+
+def kink():
+    return load("kink")
+
+
+def load_file(path):
+    """(X, y) from a .csv (label in the last column) or .npz (arrays X, y) file."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"data file not found: {path}")
+    suffix = path.suffix.lower()
+    if suffix == ".npz":
+        try:
+            with np.load(path, allow_pickle=False) as f:
+                if "X" not in f or "y" not in f:
+                    raise DataError(f"{path}: .npz must contain arrays 'X' and 'y'; has {sorted(f.files)}")
+                X, y = f["X"], f["y"]
+        except (OSError, ValueError) as exc:
+            if isinstance(exc, DataError):
+                raise
+            raise DataError(f"{path}: not a readable .npz file ({exc})") from None
+    elif suffix == ".csv":
+        try:
+            table = np.genfromtxt(path, delimiter=",", dtype=float, invalid_raise=True)
+        except ValueError as exc:
+            raise DataError(f"{path}: malformed CSV ({exc})") from None
+        table = np.atleast_2d(table)
+        if np.all(np.isnan(table[0])):  # header line
+            table = table[1:]
+        if table.shape[0] == 0 or table.shape[1] < 2:
+            raise DataError(f"{path}: CSV needs >= 1 row of features followed by a label column")
+        X, y = table[:, :-1], table[:, -1]
+    else:
+        raise DataError(f"{path}: unsupported data format {suffix!r} (use .csv or .npz)")
+    return validate_data(X, y)

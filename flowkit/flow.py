@@ -1,0 +1,195 @@
+"""The flow: gradient flow in log-loss time and log-parameter coordinates, and the
+driver that advances it with a ``scipy.integrate`` solver.
+
+Derivation (math.md, "Gradient flow" and "Log-loss time").  With theta± = log u±,
+p = softmax(-m), g = Xtᵀ p and
+
+    kappa = D² Σ_i (e^{(2D-2) theta+_i} + e^{(2D-2) theta-_i}) g_i²,
+
+gradient flow is  d theta±/d gamma~ = ± D e^{(D-2) theta±} g / kappa.  Write
+theta± = log alpha + delta±; the conservation law leaves one scalar per feature,
+psi = delta+ - delta- (``_kernels.offsets`` recovers delta±), with
+
+    d psi/d gamma~ = (e^{a delta+} + e^{a delta-}) g / (D alpha^D S),   a = D - 2,
+    S = Σ_i (e^{(2D-2) delta+_i} + e^{(2D-2) delta-_i}) g_i².
+
+The state is y = psi/phi, phi = R/(1+R), R = gamma~/alpha^D, against sigma = log gamma~:
+
+    dy/dsigma = (1 + R)/D (e^{a delta+} + e^{a delta-}) g / S - y/(1 + R),
+
+O(1) in both regimes: y -> g/(D|g|²) for gamma~ << alpha^D (kernel), y ~ psi ~ log R
+for gamma~ >> alpha^D (rich).  Gradient-flow time rides along as omega = log(t kappa) - gamma~: since
+dt/dgamma~ = e^{gamma~}/kappa, d omega/dsigma = gamma~ (e^{-omega} - 1) + d log kappa/dsigma.
+
+The support-vector margins equilibrate on an O(1) scale of gamma~, i.e. with rate
+~gamma~ in sigma: the system is stiff with ratio ~gamma~, hence an implicit method
+with the analytic Jacobian of ``_kernels.jac`` by default.
+"""
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+from scipy.integrate import BDF, DOP853, LSODA, RK23, RK45, Radau
+from scipy.optimize import bisect
+
+from . import _kernels as K
+from .exceptions import ParameterError
+
+__all__ = ["Flow", "IntegrationError", "METHODS", "GAMMA_START", "TIME_SWITCH"]
+
+METHODS = {"Radau": Radau, "BDF": BDF, "LSODA": LSODA, "RK45": RK45, "RK23": RK23, "DOP853": DOP853}
+IMPLICIT = {"Radau", "BDF", "LSODA"}
+
+# The flow starts at gamma~ = 1e-14 from the exact solution with p frozen at its
+# initial value 1/N (error O(gamma~) in p, i.e. relative 1e-14 in the state).
+GAMMA_START = 1e-14
+
+# Past gamma~ = TIME_SWITCH the time variable omega = log(t kappa) - gamma~ leaves the
+# ODE state and follows from t = ∫ e^x/kappa dx integrated by parts,
+#   t kappa e^{-gamma~} = 1 + l' + O(l'^2, l''),  l' = d log kappa/d gamma~ = O(1/gamma~),
+# i.e. omega = log1p(l') with error O(gamma~^-2) ~ 1e-10.  Kept in the state, its
+# relaxation at rate gamma~ makes rounding (~eps gamma~) dominate the error estimate.
+TIME_SWITCH = 1e5
+
+
+class IntegrationError(RuntimeError):
+    """The ODE solver failed (step size collapsed or step budget exhausted)."""
+
+
+class Flow:
+    """Right-hand side, Jacobian, initial state and driver for one Problem."""
+
+    def __init__(self, problem, *, method="Radau", rtol=1e-10, atol=None, max_steps=200_000):
+        if method not in METHODS:
+            raise ParameterError(f"unknown method {method!r}; choose one of {sorted(METHODS)}")
+        if not (isinstance(rtol, (int, float)) and 1e-14 <= rtol < 1e-1):
+            raise ParameterError(f"rtol must be a number in [1e-14, 0.1); got {rtol!r}")
+        self.problem = problem
+        self.method = method
+        self.rtol = float(rtol)
+        self.max_steps = int(max_steps)
+        self._args = (problem.Xt, float(problem.depth), problem.log_alpha_D)
+        self.sigma0, self.z0 = self._initial_state()
+        self.atol = self._resolve_atol(atol)
+
+    # -- what -----------------------------------------------------------------
+    def fun(self, sigma, z):
+        return K.rhs(sigma, z, *self._args)
+
+    def jac(self, sigma, z):
+        return K.jac(sigma, z, *self._args)
+
+    def _initial_state(self):
+        """Exact flow for frozen p = 1/N up to gamma~ = GAMMA_START (math.md closed form).
+
+        With g0 = Xtᵀ1/N fixed, s = g0 t, so psi_i = 4 s_i (D = 2) or
+        psi_i = (2/a) artanh(c s_i), c = D(D-2) alpha^{D-2} (D > 2).  Writing
+        s_i = tau g0_i / (c' max|g0|) (c' = 4 or c), the scalar tau is the root of
+        gamma~(w(tau)) = GAMMA_START, found by bisection on log tau.
+        """
+        P = self.problem
+        D, A, Xt = float(P.depth), P.log_alpha_D, P.Xt
+        g0 = Xt.mean(axis=0)
+        gmax = np.max(np.abs(g0))
+        ratio = g0 / gmax
+
+        def psi_of(ltau):
+            tau = math.exp(ltau)
+            if D == 2:
+                return tau * ratio
+            return (2.0 / (D - 2.0)) * np.arctanh(tau * ratio)
+
+        def excess(ltau):
+            psi = psi_of(ltau)
+            with np.errstate(over="ignore", invalid="ignore"):
+                w = np.array([K._w_of(*K.offsets(v, D)[:2], D, A) for v in psi])
+                if not np.all(np.isfinite(w)):
+                    return 1.0
+                _, _, gam = K.softmax_margins(Xt, w)
+            return -1.0 if not gam > 0 else math.log(gam) - math.log(GAMMA_START)
+
+        hi = 700.0 if D == 2 else math.log1p(-1e-16)
+        ltau = bisect(excess, -745.0 + 1.0, hi, xtol=1e-15, rtol=1e-15, maxiter=300)
+        psi = psi_of(ltau)
+        logphi, _, _ = K._scales(math.log(GAMMA_START), A)
+        y0 = psi / math.exp(logphi)
+        # t = s_i / g0_i = tau / (c' gmax)
+        logc = math.log(4.0) if D == 2 else math.log(D * (D - 2.0)) + (D - 2.0) / D * A
+        log_t0 = ltau - logc - math.log(gmax)
+        sigma0 = math.log(GAMMA_START)
+        omega0 = log_t0 + K.log_kappa(sigma0, y0, Xt, D, A) - GAMMA_START
+        return sigma0, np.concatenate([y0, [omega0]])
+
+    def _resolve_atol(self, atol):
+        d, n = self.problem.n_features, self.z0.size
+        if atol is None:
+            # y is O(1)-scaled (see module docstring): ~1e-2 rtol of its size;
+            # omega = log(t kappa) - gamma~ is O(1) and relaxes to ~0
+            scale = max(np.max(np.abs(self.z0[:d])), 1e-300)
+            return np.concatenate([np.full(d, 1e-2 * self.rtol * scale), np.full(n - d, self.rtol)])
+        arr = np.asarray(atol, dtype=float)
+        if arr.ndim == 0:
+            arr = np.full(n, float(arr))
+        if arr.shape != (n,) or not np.all(np.isfinite(arr)) or np.any(arr <= 0):
+            raise ParameterError(f"atol must be a positive scalar or a vector of length d+1 = {n}")
+        return arr
+
+    # -- how --------------------------------------------------------------------
+    def advance(self, sigma_from, z_from, sigma_to):
+        """States at the increasing log-accuracies ``sigma_to`` starting from (sigma_from, z_from).
+
+        Each save point ends a solver run, so saved states carry the solver's full
+        step accuracy (no interpolation); the step size carries over between runs.
+        States are (y, omega); omega comes from its asymptotic form past TIME_SWITCH.
+        Returns (states, stats dict).
+        """
+        d = self.problem.n_features
+        switch = math.log(TIME_SWITCH)
+        sigma, z = float(sigma_from), np.array(z_from, dtype=float)
+        if sigma >= switch:
+            z = z[:d]
+        states = np.empty((len(sigma_to), d + 1))
+        self._h = None
+        stats = {"nfev": 0, "njev": 0, "nlu": 0, "steps": 0}
+        t0 = time.perf_counter()
+        for k, target in enumerate(sigma_to):
+            if sigma < switch < target:
+                z = self._run(sigma, z, switch, target, stats)[:d]
+                sigma = switch
+            if target > sigma:
+                z = self._run(sigma, z, target, target, stats)
+                sigma = target
+            states[k, :d] = z[:d]
+            states[k, d] = z[d] if z.size > d else self._omega_asymptotic(sigma, z)
+        stats["seconds"] = time.perf_counter() - t0
+        return states, stats
+
+    def _omega_asymptotic(self, sigma, y):
+        slope = K.dlogkappa(sigma, y, *self._args) / math.exp(sigma)
+        return math.log1p(slope)
+
+    def _run(self, sigma, z, target, final, stats):
+        """One solver run from sigma to target (final: the overall target, for messages)."""
+        cls = METHODS[self.method]
+        atol = self.atol if z.size == self.atol.size else self.atol[:z.size]
+        options = {"rtol": self.rtol, "atol": atol}
+        if self.method in IMPLICIT:
+            options["jac"] = self.jac
+        span = target - sigma
+        first = None if (self._h is None or self.method == "LSODA") else min(self._h, span)
+        solver = cls(self.fun, sigma, z, target, first_step=first, **options)
+        while solver.status == "running":
+            message = solver.step()
+            stats["steps"] += 1
+            if solver.status == "failed" or stats["steps"] > self.max_steps:
+                reason = message or f"more than {self.max_steps} steps"
+                raise IntegrationError(
+                    f"{self.method} failed at gamma~ = {math.exp(solver.t):.6g} "
+                    f"(target {math.exp(final):.6g}): {reason}")
+        stats["nfev"] += solver.nfev
+        stats["njev"] += getattr(solver, "njev", 0)
+        stats["nlu"] += getattr(solver, "nlu", 0)
+        self._h = getattr(solver, "h_abs", None)
+        return solver.y

@@ -1,0 +1,65 @@
+"""``flowkit.integrate``: the one entry point from data to Trajectory.
+
+Data flow: (X, y) -> Problem (validation, separability) -> StoppingRule (target
+gamma~) -> save grid -> Flow.advance -> Trajectory.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .exceptions import StoppingRuleError
+from .flow import GAMMA_START, Flow
+from .problem import Problem
+from .stopping import resolve_stopping_rule
+from .trajectory import Trajectory
+
+__all__ = ["integrate", "save_grid"]
+
+
+def save_grid(target, points_per_decade=20, extra=()):
+    """gamma~ values to save at: >= ``points_per_decade`` per decade from 1e-3 (or the
+    start, for targets below 1e-2) up to the target, plus ``extra``; the target is last."""
+    lower = 1e-3 if target > 1e-2 else GAMMA_START * 10
+    decades = math.log10(target / lower)
+    n = max(int(math.ceil(points_per_decade * decades)), 1) + 1
+    grid = np.logspace(math.log10(lower), math.log10(target), n)[:-1]
+    pts = np.unique(np.concatenate([grid, np.asarray(extra, dtype=float), [target]]))
+    return pts[pts <= target]
+
+
+def integrate(X, y, *, depth, alpha, gamma=None, loss=None, mu=None, save_at=None,
+              rtol=1e-10, atol=None, method="Radau", points_per_decade=20):
+    """Gradient flow of the depth-``depth`` diagonal network from u = alpha·1 to a target
+    training accuracy, on linearly separable data (X, y) with the exp-loss.
+
+    Parameters
+    ----------
+    X, y : (N, d) features and (N,) labels in {-1, +1}.
+    depth : integer D >= 2.   alpha : initialisation scale > 0.
+    gamma, loss, mu : exactly one stopping rule -- the target gamma~ = -log L; the loss L
+        (number or exact decimal string such as "1e-8700"); or mu, the paper's
+        eps(alpha) = exp(-alpha^D/mu), i.e. gamma~ = alpha^D/mu.
+    save_at : extra gamma~ values (0 < gamma~ <= target) to save at exactly.
+    rtol, atol : solver tolerances (atol on the scaled state, see flow.py).
+    method : "Radau" (default), "BDF", "LSODA" (stiff) or "RK45", "RK23", "DOP853".
+    points_per_decade : density of the default save grid.
+
+    Returns
+    -------
+    Trajectory with gamma~ ascending and its last point exactly at the target.
+    """
+    problem = Problem.build(X, y, depth, alpha)
+    rule = resolve_stopping_rule(gamma=gamma, loss=loss, mu=mu, log_alpha_D=problem.log_alpha_D)
+    extra = () if save_at is None else np.atleast_1d(np.asarray(save_at, dtype=float))
+    if len(extra) and (not np.all(np.isfinite(extra)) or np.any(extra <= GAMMA_START * 10)
+                       or np.any(extra > rule.gamma)):
+        raise StoppingRuleError(
+            f"save_at values must lie in ({GAMMA_START * 10:g}, target gamma~ = {rule.gamma:.6g}]")
+    if not (isinstance(points_per_decade, (int, np.integer)) and points_per_decade >= 1):
+        raise StoppingRuleError(f"points_per_decade must be a positive integer; got {points_per_decade!r}")
+    flow = Flow(problem, method=method, rtol=rtol, atol=atol)
+    grid = save_grid(rule.gamma, points_per_decade, extra)
+    states, stats = flow.advance(flow.sigma0, flow.z0, [math.log(g) for g in grid])
+    return Trajectory.from_states(flow, grid, states, stats, rule.describe())

@@ -1,0 +1,148 @@
+"""The problem: validated data and model parameters (math.md, "Model and loss").
+
+``Problem`` is the first stage of flowkit's one-way data flow
+(X, y -> Problem -> flow -> Trajectory).  Everything that can be wrong with the
+input is detected here, before any integration starts.
+"""
+from __future__ import annotations
+
+import math
+import numbers
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.optimize import linprog, nnls
+
+from .exceptions import DataError, NotSeparableError, NumericalRangeError, ParameterError
+
+__all__ = ["Problem", "validate_data", "separability_margin", "l2_max_margin_direction"]
+
+# Largest |log(alpha^D)| handled: the flow starts at gamma~ = 1e-14, where
+# R = gamma~/alpha^D must stay a normal float64 (e^-632 > 1e-275).
+_MAX_LOG_ALPHA_D = 600.0
+
+
+def validate_data(X, y):
+    """Return (X, y) as float64 arrays after checking shapes, finiteness and labels."""
+    try:
+        X = np.array(X, dtype=np.float64)
+        y = np.array(y, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise DataError(f"X and y must be numeric arrays: {exc}") from None
+    if X.ndim != 2:
+        raise DataError(f"X must be a 2-d array (N samples x d features); got shape {X.shape}")
+    if y.ndim != 1:
+        raise DataError(f"y must be a 1-d array of N labels; got shape {y.shape}")
+    n, d = X.shape
+    if n == 0:
+        raise DataError("X has no samples (N = 0)")
+    if d == 0:
+        raise DataError("X has no features (d = 0)")
+    if y.shape[0] != n:
+        raise DataError(f"shape mismatch: X has {n} samples but y has {y.shape[0]} labels")
+    if not np.all(np.isfinite(X)):
+        bad = np.argwhere(~np.isfinite(X))[0]
+        raise DataError(f"X contains NaN or inf (first at row {bad[0]}, column {bad[1]})")
+    if not np.all(np.isfinite(y)) or not np.all(np.isin(y, (-1.0, 1.0))):
+        bad = [v for v in np.unique(y) if v not in (-1.0, 1.0)]
+        raise DataError(f"labels must be -1 or +1; found {bad[:5]}")
+    return X, y
+
+
+def separability_margin(Xt):
+    """Largest t with Xt w >= t, |w|_inf <= 1 (an LP, HiGHS).  t > 0 iff separable."""
+    n, d = Xt.shape
+    # variables (w_1..w_d, t); maximise t
+    c = np.zeros(d + 1)
+    c[-1] = -1.0
+    A_ub = np.hstack([-Xt, np.ones((n, 1))])
+    bounds = [(-1.0, 1.0)] * d + [(None, None)]
+    res = linprog(c, A_ub=A_ub, b_ub=np.zeros(n), bounds=bounds, method="highs")
+    if res.status != 0:  # pragma: no cover - the LP is always feasible and bounded
+        raise DataError(f"separability LP failed: {res.message}")
+    return -res.fun
+
+
+def l2_max_margin_direction(Xt):
+    """ℓ2 max-margin predictor (min ||w||_2 s.t. Xt w >= 1) by least-distance programming.
+
+    Lawson & Hanson's LDP reduction to NNLS: with E = [Xtᵀ; 1ᵀ] and f = e_{d+1},
+    the NNLS residual r = E u - f gives w = -r[:d] / r[d].
+    Returns (w, gamma2) where gamma2 = 1/||w|| is the data's ℓ2 margin (math.md, Lemma 3).
+    """
+    n, d = Xt.shape
+    E = np.vstack([Xt.T, np.ones((1, n))])
+    f = np.zeros(d + 1)
+    f[-1] = 1.0
+    u, _ = nnls(E, f, maxiter=50 * (n + d))
+    r = E @ u - f
+    w = -r[:d] / r[d]
+    return w, 1.0 / np.linalg.norm(w)
+
+
+def _check_depth(depth):
+    if isinstance(depth, bool) or not isinstance(depth, numbers.Integral):
+        if isinstance(depth, numbers.Real) and float(depth).is_integer():
+            depth = int(depth)
+        else:
+            raise ParameterError(f"depth must be an integer >= 2; got {depth!r}")
+    depth = int(depth)
+    if depth < 2:
+        raise ParameterError(f"depth must be an integer >= 2; got {depth}")
+    return depth
+
+
+def _check_alpha(alpha):
+    try:
+        alpha = float(alpha)
+    except (TypeError, ValueError):
+        raise ParameterError(f"alpha must be a positive number; got {alpha!r}") from None
+    if not math.isfinite(alpha) or alpha <= 0.0:
+        raise ParameterError(f"alpha must be a positive finite number; got {alpha!r}")
+    return alpha
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Validated data and model: Xt = y ⊙ X (rows x̃_n), depth D, scale alpha.
+
+    Attributes follow math.md: ``log_alpha_D = D log alpha`` is carried instead of
+    alpha^D so that no power is ever formed where it could overflow.
+    """
+
+    X: np.ndarray
+    y: np.ndarray
+    depth: int
+    alpha: float
+    Xt: np.ndarray = field(repr=False)
+    log_alpha_D: float
+    gamma2: float  # ℓ2 margin of the data (Lemma 3)
+
+    @classmethod
+    def build(cls, X, y, depth, alpha):
+        X, y = validate_data(X, y)
+        depth = _check_depth(depth)
+        alpha = _check_alpha(alpha)
+        log_alpha_D = depth * math.log(alpha)
+        if abs(log_alpha_D) > _MAX_LOG_ALPHA_D:
+            raise NumericalRangeError(
+                f"alpha^depth = 10^{log_alpha_D / math.log(10):.0f} is outside the float64 range "
+                f"flowkit supports (|D log10 alpha| <= {_MAX_LOG_ALPHA_D / math.log(10):.0f})")
+        Xt = np.ascontiguousarray(y[:, None] * X)
+        scale = float(np.max(np.abs(Xt)))
+        t = separability_margin(Xt) if scale > 0 else 0.0
+        if not t > 1e-9 * max(scale, 1e-300):
+            raise NotSeparableError(
+                "data are not linearly separable (no w with y_n x_n·w > 0 for all n; "
+                f"LP max-margin under |w|_inf <= 1 is {t:.3g}); the exp-loss cannot reach 0")
+        _, gamma2 = l2_max_margin_direction(Xt)
+        return cls(X=X, y=y, depth=depth, alpha=alpha, Xt=Xt,
+                   log_alpha_D=log_alpha_D, gamma2=gamma2)
+
+    @property
+    def n_samples(self):
+        return self.Xt.shape[0]
+
+    @property
+    def n_features(self):
+        return self.Xt.shape[1]

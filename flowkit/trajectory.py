@@ -1,0 +1,103 @@
+"""Trajectory: the saved points of one integration, plain arrays over gamma~ ascending.
+
+Fields (n = number of saved points, d = features, N = samples):
+
+* ``gamma``     (n,)      training accuracy gamma~ = -log L; the last entry is the target;
+* ``w``         (n, d)    predictor w = u+^D - u-^D;
+* ``margin``    (n,)      gamma = min_n y_n x_nᵀ w;
+* ``w_hat``     (n, d)    normalised predictor w / gamma (margin 1);
+* ``theta``     (n, 2, d) log-parameters (log u+, log u-);
+* ``log_time``  (n,)      log of the gradient-flow time t;
+* ``state``     (n, d+1)  the integrator's state (flow.py), from which ``at`` restarts;
+* ``stats``     dict      method, rtol, atol, nfev, njev, nlu, steps, seconds, invariants.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import _kernels as K
+from .diagnostics import invariants
+from .exceptions import FlowkitError
+
+__all__ = ["Trajectory"]
+
+
+@dataclass(frozen=True, eq=False)
+class Trajectory:
+    gamma: np.ndarray
+    w: np.ndarray
+    margin: np.ndarray
+    w_hat: np.ndarray
+    theta: np.ndarray
+    log_time: np.ndarray
+    state: np.ndarray = field(repr=False)
+    stats: dict
+    depth: int
+    alpha: float
+    stopping: str
+    flow: object = field(repr=False, default=None)
+
+    @classmethod
+    def from_states(cls, flow, gamma, states, stats, stopping):
+        """Evaluate all fields from the integrator's states at the given gamma~."""
+        P = flow.problem
+        D, A, d = float(P.depth), P.log_alpha_D, P.n_features
+        gamma = np.asarray(gamma, dtype=float)
+        n = gamma.size
+        w = np.empty((n, d))
+        delta = np.empty((n, 2, d))
+        margin = np.empty(n)
+        gamma_state = np.empty(n)
+        log_time = np.empty(n)
+        for k in range(n):
+            sigma = math.log(gamma[k])
+            dp, dm, w[k] = K.state_to_w(sigma, states[k, :d], D, A)
+            delta[k, 0], delta[k, 1] = dp, dm
+            m, _, gamma_state[k] = K.softmax_margins(P.Xt, w[k])
+            margin[k] = m.min()
+            # omega = log(t kappa) - gamma~
+            log_time[k] = states[k, d] + gamma[k] - K.log_kappa(sigma, states[k, :d], P.Xt, D, A)
+        stats = dict(stats, method=flow.method, rtol=flow.rtol, atol=flow.atol.tolist(),
+                     invariants=invariants(P, gamma, delta, margin, gamma_state, log_time))
+        return cls(gamma=gamma, w=w, margin=margin, w_hat=w / margin[:, None],
+                   theta=math.log(P.alpha) + delta, log_time=log_time, state=np.array(states),
+                   stats=stats, depth=P.depth, alpha=P.alpha, stopping=stopping, flow=flow)
+
+    def __len__(self):
+        return self.gamma.size
+
+    @property
+    def final(self):
+        """Dict of the last saved point (at the target)."""
+        return {"gamma": float(self.gamma[-1]), "margin": float(self.margin[-1]),
+                "w": self.w[-1].tolist(), "w_hat": self.w_hat[-1].tolist()}
+
+    def at(self, gamma):
+        """Trajectory at the given gamma~ (scalar or array) inside [gamma[0], gamma[-1]].
+
+        Dense evaluation within the run's tolerance: the flow is integrated again from
+        the nearest saved state below each requested point, with the run's method and
+        tolerances (no interpolation error on top of the solver's).
+        """
+        if self.flow is None:
+            raise FlowkitError("this Trajectory carries no flow to evaluate from")
+        req = np.atleast_1d(np.asarray(gamma, dtype=float))
+        lo, hi = self.gamma[0], self.gamma[-1]
+        if req.ndim != 1 or not np.all(np.isfinite(req)) or np.any(req < lo) or np.any(req > hi):
+            raise FlowkitError(f"at() takes gamma~ within the saved range [{lo:.6g}, {hi:.6g}]")
+        order = np.argsort(req)
+        states = np.empty((req.size, self.state.shape[1]))
+        totals = {"nfev": 0, "njev": 0, "nlu": 0, "steps": 0, "seconds": 0.0}
+        for j in order:
+            k = int(np.searchsorted(self.gamma, req[j], side="right")) - 1
+            if self.gamma[k] == req[j]:
+                states[j] = self.state[k]
+                continue
+            out, st = self.flow.advance(math.log(self.gamma[k]), self.state[k], [math.log(req[j])])
+            states[j] = out[-1]
+            for key in totals:
+                totals[key] += st[key]
+        return Trajectory.from_states(self.flow, req, states, totals, self.stopping)
