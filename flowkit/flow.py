@@ -85,24 +85,33 @@ class Flow:
         """Exact flow for frozen p = 1/N up to gamma~ = GAMMA_START (math.md closed form).
 
         With g0 = Xtᵀ1/N fixed, s = g0 t, so psi_i = 4 s_i (D = 2) or
-        psi_i = (2/a) artanh(c s_i), c = D(D-2) alpha^{D-2} (D > 2).  Writing
-        s_i = tau g0_i / (c' max|g0|) (c' = 4 or c), the scalar tau is the root of
-        gamma~(w(tau)) = GAMMA_START, found by bisection on log tau.
+        psi_i = (2/a) artanh(c s_i), c = D(D-2) alpha^{D-2} (D > 2).  Parametrised by
+        P = psi of the feature with the largest |g0_i| (ratio r_i = g0_i / g0_max):
+        psi_i = r_i P (D = 2), psi_i = (2/a) artanh(r_i tanh(a P / 2)) (D > 2), and
+        t = P / (4 g0_max) or tanh(a P / 2) / (c g0_max).  P solves
+        gamma~(w) = GAMMA_START, found by bisection on log P.
         """
-        P = self.problem
-        D, A, Xt = float(P.depth), P.log_alpha_D, P.Xt
+        P_ = self.problem
+        D, A, Xt = float(P_.depth), P_.log_alpha_D, P_.Xt
+        a = D - 2.0
         g0 = Xt.mean(axis=0)
-        gmax = np.max(np.abs(g0))
+        imax = int(np.argmax(np.abs(g0)))
+        gmax = g0[imax]
         ratio = g0 / gmax
 
-        def psi_of(ltau):
-            tau = math.exp(ltau)
+        def psi_of(lP):
+            big = math.exp(lP)
             if D == 2:
-                return tau * ratio
-            return (2.0 / (D - 2.0)) * np.arctanh(tau * ratio)
+                psi = big * ratio
+            else:
+                with np.errstate(divide="ignore"):
+                    psi = (2.0 / a) * np.arctanh(ratio * math.tanh(0.5 * a * big))
+            tied = np.abs(ratio) == 1.0
+            psi[tied] = big * ratio[tied]  # exact, where artanh(tanh(.)) would saturate
+            return psi * np.sign(gmax)
 
-        def excess(ltau):
-            psi = psi_of(ltau)
+        def excess(lP):
+            psi = psi_of(lP)
             with np.errstate(over="ignore", invalid="ignore"):
                 w = np.array([K._w_of(*K.offsets(v, D)[:2], D, A) for v in psi])
                 if not np.all(np.isfinite(w)):
@@ -110,15 +119,17 @@ class Flow:
                 _, _, gam = K.softmax_margins(Xt, w)
             return -1.0 if not gam > 0 else math.log(gam) - math.log(GAMMA_START)
 
-        hi = 700.0 if D == 2 else math.log1p(-1e-16)
-        ltau = bisect(excess, -745.0 + 1.0, hi, xtol=1e-15, rtol=1e-15, maxiter=300)
-        psi = psi_of(ltau)
-        logphi, _, _ = K._scales(math.log(GAMMA_START), A)
-        y0 = psi / math.exp(logphi)
-        # t = s_i / g0_i = tau / (c' gmax)
-        logc = math.log(4.0) if D == 2 else math.log(D * (D - 2.0)) + (D - 2.0) / D * A
-        log_t0 = ltau - logc - math.log(gmax)
+        lP = bisect(excess, -740.0, math.log(2000.0), xtol=1e-15, rtol=1e-15, maxiter=300)
+        y_big = math.exp(lP)
+        psi = psi_of(lP)
         sigma0 = math.log(GAMMA_START)
+        logphi, _, _ = K._scales(sigma0, A)
+        y0 = psi / math.exp(logphi)
+        if D == 2:
+            log_t0 = lP - math.log(4.0 * abs(gmax))
+        else:
+            logc = math.log(D * a) + a / D * A
+            log_t0 = math.log(math.tanh(0.5 * a * y_big)) - logc - math.log(abs(gmax))
         omega0 = log_t0 + K.log_kappa(sigma0, y0, Xt, D, A) - GAMMA_START
         return sigma0, np.concatenate([y0, [omega0]])
 
