@@ -70,11 +70,17 @@ def load_file(path):
         except ValueError as exc:
             raise DataError(f"{path}: malformed CSV ({exc})") from None
         table = np.atleast_2d(table)
-        if np.all(np.isnan(table[0])):  # header line
-            table = table[1:]
+        header = int(np.all(np.isnan(table[0])))
+        table = table[header:]
         if table.shape[0] == 0 or table.shape[1] < 2:
             raise DataError(f"{path}: CSV needs >= 1 row of features followed by a label column")
+        if np.isnan(table).any():
+            r, c = np.argwhere(np.isnan(table))[0]
+            raise DataError(f"{path}: non-numeric or missing entry at line {r + header + 1}, column {c + 1}")
         X, y = table[:, :-1], table[:, -1]
     else:
         raise DataError(f"{path}: unsupported data format {suffix!r} (use .csv or .npz)")
-    return validate_data(X, y)
+    try:
+        return validate_data(X, y)
+    except DataError as exc:
+        raise DataError(f"{path}: {exc}") from None

@@ -44,7 +44,7 @@ def validate_data(X, y):
         bad = np.argwhere(~np.isfinite(X))[0]
         raise DataError(f"X contains NaN or inf (first at row {bad[0]}, column {bad[1]})")
     if not np.all(np.isfinite(y)) or not np.all(np.isin(y, (-1.0, 1.0))):
-        bad = [v for v in np.unique(y) if v not in (-1.0, 1.0)]
+        bad = [float(v) for v in np.unique(y) if v not in (-1.0, 1.0)]
         raise DataError(f"labels must be -1 or +1; found {bad[:5]}")
     return X, y
 
