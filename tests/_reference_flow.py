@@ -62,7 +62,7 @@ def _gamma_of_w(Xt, w):
     """-logsumexp(-Xt w) + log N, computed with a shift."""
     m = Xt @ w
     mmin = m.min()
-    return mmin - np.log(np.mean(np.exp(-(m - mmin))))
+    return mmin - np.log1p(np.mean(np.expm1(-(m - mmin))))   # log1p/expm1: exact at tiny gamma~
 
 
 def _initial(Xt, D, alpha, gamma_target):
