@@ -15,7 +15,7 @@ from scipy.optimize import linprog, nnls
 
 from .exceptions import DataError, NotSeparableError, NumericalRangeError, ParameterError
 
-__all__ = ["Problem", "validate_data", "separability_margin", "l2_max_margin_direction"]
+__all__ = ["Problem", "validate_data", "positive_float", "separability_margin", "l2_max_margin_direction"]
 
 # Largest |log(alpha^D)| handled: the flow starts at gamma~ = 1e-14, where
 # R = gamma~/alpha^D must stay a normal float64 (e^-632 > 1e-275).
@@ -92,14 +92,15 @@ def _check_depth(depth):
     return depth
 
 
-def _check_alpha(alpha):
+def positive_float(name, value, error=ParameterError):
+    """``value`` as a positive finite float, else ``error`` naming ``name``."""
     try:
-        alpha = float(alpha)
+        v = float(value)
     except (TypeError, ValueError):
-        raise ParameterError(f"alpha must be a positive number; got {alpha!r}") from None
-    if not math.isfinite(alpha) or alpha <= 0.0:
-        raise ParameterError(f"alpha must be a positive finite number; got {alpha!r}")
-    return alpha
+        raise error(f"{name} must be a positive number; got {value!r}") from None
+    if not math.isfinite(v) or v <= 0.0:
+        raise error(f"{name} must be a positive finite number; got {value!r}")
+    return v
 
 
 @dataclass(frozen=True)
@@ -122,7 +123,7 @@ class Problem:
     def build(cls, X, y, depth, alpha):
         X, y = validate_data(X, y)
         depth = _check_depth(depth)
-        alpha = _check_alpha(alpha)
+        alpha = positive_float("alpha", alpha)
         log_alpha_D = depth * math.log(alpha)
         if abs(log_alpha_D) > _MAX_LOG_ALPHA_D:
             raise NumericalRangeError(

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation, localcontext
 
 from .exceptions import NumericalRangeError, StoppingRuleError
+from .problem import positive_float
 
 __all__ = ["StoppingRule", "resolve_stopping_rule", "gamma_from_loss", "MAX_GAMMA"]
 
@@ -51,16 +52,6 @@ def gamma_from_loss(loss):
     return float(g)
 
 
-def _positive(name, value):
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise StoppingRuleError(f"{name} must be a positive number; got {value!r}") from None
-    if not math.isfinite(v) or v <= 0:
-        raise StoppingRuleError(f"{name} must be a positive finite number; got {value!r}")
-    return v
-
-
 def resolve_stopping_rule(*, gamma=None, loss=None, mu=None, log_alpha_D):
     """Check that exactly one rule is given and return it with its target gamma~."""
     given = {k: v for k, v in (("gamma", gamma), ("loss", loss), ("mu", mu)) if v is not None}
@@ -69,11 +60,11 @@ def resolve_stopping_rule(*, gamma=None, loss=None, mu=None, log_alpha_D):
         raise StoppingRuleError(f"give exactly one stopping rule (gamma, loss or mu); got {names}")
     (kind, value), = given.items()
     if kind == "gamma":
-        target = _positive("gamma", value)
+        target = positive_float("gamma", value, StoppingRuleError)
     elif kind == "loss":
         target = gamma_from_loss(value)
     else:
-        target = math.exp(min(log_alpha_D - math.log(_positive("mu", value)), 709.0))
+        target = math.exp(min(log_alpha_D - math.log(positive_float("mu", value, StoppingRuleError)), 709.0))
     if target > MAX_GAMMA:
         raise NumericalRangeError(
             f"target gamma~ = {target:.3g} (from {kind}={value}) exceeds {MAX_GAMMA:.0e}: float64 "
