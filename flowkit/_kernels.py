@@ -104,7 +104,10 @@ def softmax_margins(Xt, w):
     e = np.exp(-(m - mmin))
     Z = e.sum()
     p = e / Z
-    gamma_state = mmin - math.log(Z) + math.log(m.shape[0])
+    if np.max(np.abs(m)) < 0.5:  # small margins: -log1p(mean(expm1(-m))) keeps the digits
+        gamma_state = -math.log1p(np.mean(np.expm1(-m)))
+    else:
+        gamma_state = mmin - math.log(Z) + math.log(m.shape[0])
     return m, p, gamma_state
 
 

@@ -61,10 +61,10 @@ class IntegrationError(RuntimeError):
 class Flow:
     """Right-hand side, Jacobian, initial state and driver for one Problem."""
 
-    def __init__(self, problem, *, method="Radau", rtol=1e-10, atol=None, max_steps=200_000):
+    def __init__(self, problem, *, method="Radau", rtol=1e-10, atol=None, max_steps=50_000):
         if method not in METHODS:
             raise ParameterError(f"unknown method {method!r}; choose one of {sorted(METHODS)}")
-        if not (isinstance(rtol, (int, float)) and 1e-14 <= rtol < 1e-1):
+        if isinstance(rtol, bool) or not (isinstance(rtol, (int, float, np.floating)) and 1e-14 <= rtol < 1e-1):
             raise ParameterError(f"rtol must be a number in [1e-14, 0.1); got {rtol!r}")
         self.problem = problem
         self.method = method

@@ -24,6 +24,10 @@ _MAX_LOG_ALPHA_D = 600.0
 
 def validate_data(X, y):
     """Return (X, y) as float64 arrays after checking shapes, finiteness and labels."""
+    for name, arr in (("X", X), ("y", y)):
+        kind = np.asarray(arr).dtype.kind
+        if kind not in "biuf" and not (kind == "O" and _numeric_objects(arr)):
+            raise DataError(f"{name} must be a real numeric array; got dtype {np.asarray(arr).dtype}")
     try:
         X = np.array(X, dtype=np.float64)
         y = np.array(y, dtype=np.float64)
@@ -49,8 +53,18 @@ def validate_data(X, y):
     return X, y
 
 
+def _numeric_objects(arr):
+    try:
+        return all(isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
+                   for v in np.asarray(arr, dtype=object).ravel())
+    except TypeError:
+        return False
+
+
 def separability_margin(Xt):
-    """Largest t with Xt w >= t, |w|_inf <= 1 (an LP, HiGHS).  t > 0 iff separable."""
+    """Largest t with Xt w >= t, |w|_inf <= 1 (an LP, HiGHS), for Xt scaled to max |Xt| = 1
+    (HiGHS tolerances are absolute).  t > 0 iff separable."""
+    Xt = Xt / np.max(np.abs(Xt))
     n, d = Xt.shape
     # variables (w_1..w_d, t); maximise t
     c = np.zeros(d + 1)
@@ -70,6 +84,8 @@ def l2_max_margin_direction(Xt):
     the NNLS residual r = E u - f gives w = -r[:d] / r[d].
     Returns (w, gamma2) where gamma2 = 1/||w|| is the data's ℓ2 margin (math.md, Lemma 3).
     """
+    scale = np.max(np.abs(Xt))  # NNLS tolerances are absolute: solve for Xt/scale
+    Xt = Xt / scale
     n, d = Xt.shape
     E = np.vstack([Xt.T, np.ones((1, n))])
     f = np.zeros(d + 1)
@@ -77,7 +93,7 @@ def l2_max_margin_direction(Xt):
     u, _ = nnls(E, f, maxiter=50 * (n + d))
     r = E @ u - f
     w = -r[:d] / r[d]
-    return w, 1.0 / np.linalg.norm(w)
+    return w / scale, scale / np.linalg.norm(w)
 
 
 def _check_depth(depth):
@@ -94,6 +110,8 @@ def _check_depth(depth):
 
 def positive_float(name, value, error=ParameterError):
     """``value`` as a positive finite float, else ``error`` naming ``name``."""
+    if isinstance(value, (bool, np.bool_, str, bytes)):
+        raise error(f"{name} must be a positive number; got {value!r}")
     try:
         v = float(value)
     except (TypeError, ValueError):
@@ -130,9 +148,8 @@ class Problem:
                 f"alpha^depth = 10^{log_alpha_D / math.log(10):.0f} is outside the float64 range "
                 f"flowkit supports (|D log10 alpha| <= {_MAX_LOG_ALPHA_D / math.log(10):.0f})")
         Xt = np.ascontiguousarray(y[:, None] * X)
-        scale = float(np.max(np.abs(Xt)))
-        t = separability_margin(Xt) if scale > 0 else 0.0
-        if not t > 1e-9 * max(scale, 1e-300):
+        t = separability_margin(Xt) if np.any(Xt) else 0.0
+        if not t > 1e-9:
             raise NotSeparableError(
                 "data are not linearly separable (no w with y_n x_n·w > 0 for all n; "
                 f"LP max-margin under |w|_inf <= 1 is {t:.3g}); the exp-loss cannot reach 0")

@@ -13,6 +13,8 @@ import math
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation, localcontext
 
+import numpy as np
+
 from .exceptions import NumericalRangeError, StoppingRuleError
 from .problem import positive_float
 
@@ -21,6 +23,8 @@ __all__ = ["StoppingRule", "resolve_stopping_rule", "gamma_from_loss", "MAX_GAMM
 # math.md: float64 resolves the O(1) margin gaps that drive the softmax up to
 # gamma~ ~ 1e14-1e15; past that, the answer would be rounding noise.
 MAX_GAMMA = 1e15
+# The flow starts at gamma~ = 1e-14 (flow.GAMMA_START); targets must lie well above it.
+MIN_GAMMA = 1e-10
 
 
 @dataclass(frozen=True)
@@ -35,7 +39,9 @@ class StoppingRule:
 
 def gamma_from_loss(loss):
     """gamma~ = -ln(L) for L given as a number or decimal string, computed exactly."""
-    text = repr(loss) if isinstance(loss, float) else str(loss).strip()
+    if isinstance(loss, (bool, np.bool_)):
+        raise StoppingRuleError(f"loss must be a number or a decimal string; got {loss!r}")
+    text = repr(float(loss)) if isinstance(loss, (float, np.floating)) else str(loss).strip()
     try:
         dec = Decimal(text)
     except (InvalidOperation, ValueError):
@@ -65,6 +71,10 @@ def resolve_stopping_rule(*, gamma=None, loss=None, mu=None, log_alpha_D):
         target = gamma_from_loss(value)
     else:
         target = math.exp(min(log_alpha_D - math.log(positive_float("mu", value, StoppingRuleError)), 709.0))
+    if target < MIN_GAMMA:
+        raise NumericalRangeError(
+            f"target gamma~ = {target:.3g} (from {kind}={value}) is below {MIN_GAMMA:.0e}, "
+            "where the flow has not left w = 0 (it starts at gamma~ = 1e-14)")
     if target > MAX_GAMMA:
         raise NumericalRangeError(
             f"target gamma~ = {target:.3g} (from {kind}={value}) exceeds {MAX_GAMMA:.0e}: float64 "

@@ -76,7 +76,8 @@ class Trajectory:
                 "w": self.w[-1].tolist(), "w_hat": self.w_hat[-1].tolist()}
 
     def at(self, gamma):
-        """Trajectory at the given gamma~ (scalar or array) inside [gamma[0], gamma[-1]].
+        """Trajectory at the given gamma~ (scalar or array; sorted, duplicates merged) inside
+        [gamma[0], gamma[-1]].
 
         Dense evaluation within the run's tolerance: the flow is integrated again from
         the nearest saved state below each requested point, with the run's method and
@@ -86,9 +87,10 @@ class Trajectory:
             raise FlowkitError("this Trajectory carries no flow to evaluate from")
         req = np.atleast_1d(np.asarray(gamma, dtype=float))
         lo, hi = self.gamma[0], self.gamma[-1]
-        if req.ndim != 1 or not np.all(np.isfinite(req)) or np.any(req < lo) or np.any(req > hi):
-            raise FlowkitError(f"at() takes gamma~ within the saved range [{lo:.6g}, {hi:.6g}]")
-        order = np.argsort(req)
+        if req.ndim != 1 or req.size == 0 or not np.all(np.isfinite(req)) or np.any(req < lo) or np.any(req > hi):
+            raise FlowkitError(f"at() takes one or more gamma~ within the saved range [{lo:.6g}, {hi:.6g}]")
+        req = np.unique(req)  # a Trajectory is ascending in gamma~
+        order = range(req.size)
         states = np.empty((req.size, self.state.shape[1]))
         totals = {"nfev": 0, "njev": 0, "nlu": 0, "steps": 0, "seconds": 0.0}
         for j in order:

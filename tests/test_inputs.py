@@ -111,3 +111,34 @@ def test_bad_files(tmp_path):
         flowkit.datasets.load_file(tmp_path / "x.txt")
     with pytest.raises(DataError, match="unknown dataset"):
         flowkit.datasets.load("fig9z")
+
+
+@pytest.mark.parametrize("kw", [{"gamma": True}, {"gamma": None, "mu": True}, {"alpha": True},
+                                {"alpha": "2"}, {"gamma": "5"}, {"gamma": None, "loss": True}])
+def test_bools_and_strings_are_not_numbers(kw):
+    with pytest.raises(FlowkitError):
+        run(**kw)
+
+
+@pytest.mark.parametrize("X, y", [(X0, ["1", "1", "1"]), (np.array(X0) * (1 + 1j), Y0)])
+def test_non_real_data_rejected(X, y):
+    with pytest.raises(DataError, match="real numeric"):
+        run(X, y)
+
+
+def test_target_below_start_rejected():
+    for kw in ({"gamma": 1e-16}, {"gamma": None, "loss": "0.99999999999999999999"},
+               {"gamma": None, "mu": 1.0, "depth": 10, "alpha": 1e-3}):
+        with pytest.raises(NumericalRangeError, match="below"):
+            run(**kw)
+
+
+def test_numpy_scalars_accepted():
+    tr = run(gamma=None, loss=np.float64(1e-5), rtol=np.float32(1e-8), alpha=np.float64(1.0))
+    assert tr.gamma[-1] == pytest.approx(5 * np.log(10), rel=1e-15)
+
+
+@pytest.mark.parametrize("kw", [{"save_at": [[1.0, 2.0]]}, {"points_per_decade": 10**9}])
+def test_save_options_bounded(kw):
+    with pytest.raises(StoppingRuleError):
+        run(**kw)

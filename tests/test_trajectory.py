@@ -92,3 +92,34 @@ def test_paper_loss_examples_reach_their_target(fig4a):
     assert tr.margin[-1] <= tr.gamma[-1] <= tr.margin[-1] + math.log(3) + 1e-10 * tr.gamma[-1]
     tr = flowkit.integrate(X, y, depth=2, alpha=100.0, mu=1e-3)
     assert tr.gamma[-1] / math.log(10) == pytest.approx(4.342944819e6, rel=1e-9)
+
+
+def test_at_sorts_and_merges(traj):
+    sub = traj.at([500.0, 2.0, 50.0, 2.0])
+    np.testing.assert_array_equal(sub.gamma, [2.0, 50.0, 500.0])
+    with pytest.raises(flowkit.FlowkitError):
+        traj.at([])
+
+
+@pytest.mark.parametrize("scale", [1e-8, 1e-3, 1e4, 1e12])
+def test_feature_scale_equivariance(fig4a, scale):
+    """(X, alpha) -> (cX, alpha c^{-1/D}) maps u -> u c^{-1/D}, w -> w/c, t -> t c^{-2/D} with
+    the same margins, so the same gamma~; the separability LP and the l2 margin
+    (gamma_2 -> c gamma_2, used by Lemma 3) must follow."""
+    X, y = fig4a
+    base = flowkit.integrate(X, y, depth=2, alpha=1.0, gamma=100.0)
+    tr = flowkit.integrate(X * scale, y, depth=2, alpha=scale ** -0.5, gamma=100.0)
+    np.testing.assert_allclose(tr.w[-1] * scale, base.w[-1], rtol=1e-8)
+    np.testing.assert_allclose(tr.log_time[-1], base.log_time[-1] - np.log(scale), rtol=1e-8)
+    p0 = flowkit.Problem.build(X, y, 2, 1.0)
+    p1 = flowkit.Problem.build(X * scale, y, 2, 1.0)
+    assert p1.gamma2 == pytest.approx(scale * p0.gamma2, rel=1e-10)
+    assert tr.stats["invariants"]["lemma3_slack"] > -1e-9
+
+
+def test_small_targets_are_consistent(fig4a):
+    X, y = fig4a
+    tr = flowkit.integrate(X, y, depth=2, alpha=1.0, gamma=5e-3)
+    assert tr.stats["invariants"]["gamma_consistency"] < 1e-9
+    tr = flowkit.integrate(X, y, depth=3, alpha=1.0, gamma=1e-8)
+    assert tr.stats["invariants"]["gamma_consistency"] < 1e-6
