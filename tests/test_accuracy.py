@@ -32,3 +32,16 @@ def test_closed_form_d2_along_the_trajectory(fig4a):
     assert np.all(nu >= -1e-12)
     assert np.all(np.diff(nu, axis=0) >= -1e-12 * np.abs(nu[1:]).max())
     np.testing.assert_allclose(tr.w, 2 * 0.25 * np.sinh(4 * s), rtol=1e-12, atol=1e-300)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed, depth, alpha", [(3, 3, 1.0), (4, 3, 1.0), (3, 2, 0.1), (5, 4, 2.0)])
+def test_random_data_with_several_support_vectors(seed, depth, alpha):
+    """N = 8 > d = 6 random data: several support vectors share O(1) margin gaps at
+    gamma~ = 1e6, the regime where margins computed from w lose those gaps to rounding."""
+    from conftest import planted_data
+    X, y = planted_data(np.random.default_rng(seed), 8, 6)
+    Xt = y[:, None] * X
+    w_ref = reference_w(Xt, depth, alpha, 1e6)
+    tr = flowkit.integrate(X, y, depth=depth, alpha=alpha, gamma=1e6)
+    assert np.max(np.abs(tr.w_hat[-1] - w_ref / np.min(Xt @ w_ref))) <= 1e-8
