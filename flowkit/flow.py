@@ -24,6 +24,15 @@ dt/dgamma~ = e^{gamma~}/kappa, d omega/dsigma = gamma~ (e^{-omega} - 1) + d log 
 The support-vector margins equilibrate on an O(1) scale of gamma~, i.e. with rate
 ~gamma~ in sigma: the system is stiff with ratio ~gamma~, hence an implicit method
 with the analytic Jacobian of ``_kernels.jac`` by default.
+
+Past gamma~ = TIME_SWITCH the state is (y, xi) with the margin offsets xi = m - gamma~
+carried as N more ODE states (``_kernels.xi_rhs``; why, in the _kernels docstring):
+the O(1) gaps between support-vector margins are then exact numbers instead of
+differences of O(gamma~) margins recomputed from y, which float64 resolves only to
+~eps gamma~ (Radau's steps collapsed past gamma~ ~ 1e9-1e12 with two support vectors).
+
+Saved states are (y, omega, xi), d + 1 + N numbers, whatever the regime: below the
+switch xi is recomputed from y, above it omega comes from its asymptotic form.
 """
 from __future__ import annotations
 
@@ -51,7 +60,13 @@ GAMMA_START = 1e-14
 #   t kappa e^{-gamma~} = 1 + l' + O(l'^2, l''),  l' = d log kappa/d gamma~ = O(1/gamma~),
 # i.e. omega = log1p(l') with error O(gamma~^-2) ~ 1e-10.  Kept in the state, its
 # relaxation at rate gamma~ makes rounding (~eps gamma~) dominate the error estimate.
+# At the same point the margin offsets xi = m - gamma~ enter the state (module docstring).
 TIME_SWITCH = 1e5
+
+# Absolute tolerance floor of xi (O(1) gaps): its evaluation noise is ~eps/k, with k the
+# (data-dependent, O(1e-2) on the kink data) relaxation rate of the gaps over gamma~;
+# Radau's Newton iteration must resolve xi to ~1e-5 of its tolerance.
+XI_ATOL_MIN = 1e-11
 
 
 class IntegrationError(RuntimeError):
@@ -80,6 +95,13 @@ class Flow:
 
     def jac(self, sigma, z):
         return K.jac(sigma, z, *self._args)
+
+    def fun_xi(self, sigma, z):
+        """Right-hand side past TIME_SWITCH, z = (y, xi)."""
+        return K.xi_rhs(sigma, z, *self._args)
+
+    def jac_xi(self, sigma, z):
+        return K.xi_jac(sigma, z, *self._args)
 
     def _initial_state(self):
         """Exact flow for frozen p = 1/N up to gamma~ = GAMMA_START (math.md closed form).
@@ -139,12 +161,16 @@ class Flow:
             # y is O(1)-scaled (see module docstring): ~1e-2 rtol of its size;
             # omega = log(t kappa) - gamma~ is O(1) and relaxes to ~0
             scale = max(np.max(np.abs(self.z0[:d])), 1e-300)
-            return np.concatenate([np.full(d, 1e-2 * self.rtol * scale), np.full(n - d, self.rtol)])
-        arr = np.asarray(atol, dtype=float)
-        if arr.ndim == 0:
-            arr = np.full(n, float(arr))
-        if arr.shape != (n,) or not np.all(np.isfinite(arr)) or np.any(arr <= 0):
-            raise ParameterError(f"atol must be a positive scalar or a vector of length d+1 = {n}")
+            arr = np.concatenate([np.full(d, 1e-2 * self.rtol * scale), np.full(n - d, self.rtol)])
+        else:
+            arr = np.asarray(atol, dtype=float)
+            if arr.ndim == 0:
+                arr = np.full(n, float(arr))
+            if arr.shape != (n,) or not np.all(np.isfinite(arr)) or np.any(arr <= 0):
+                raise ParameterError(f"atol must be a positive scalar or a vector of length d+1 = {n}")
+        # past TIME_SWITCH: (y, xi), xi the O(1)-gap margin offsets (absolute)
+        self.atol_xi = np.concatenate(
+            [arr[:d], np.full(self.problem.n_samples, max(self.rtol, XI_ATOL_MIN))])
         return arr
 
     # -- how --------------------------------------------------------------------
@@ -153,44 +179,64 @@ class Flow:
 
         Each save point ends a solver run, so saved states carry the solver's full
         step accuracy (no interpolation); the step size carries over between runs.
-        States are (y, omega); omega comes from its asymptotic form past TIME_SWITCH.
-        Returns (states, stats dict).
+        ``z_from`` is (y, omega) or a saved state (y, omega, xi).  Returns (states,
+        stats dict); states are (y, omega, xi) (module docstring).
         """
-        d = self.problem.n_features
+        d, N = self.problem.n_features, self.problem.n_samples
         switch = math.log(TIME_SWITCH)
-        sigma, z = float(sigma_from), np.array(z_from, dtype=float)
-        if sigma >= switch:
-            z = z[:d]
-        states = np.empty((len(sigma_to), d + 1))
+        sigma, z_in = float(sigma_from), np.array(z_from, dtype=float)
+        hard = sigma >= switch  # z = (y, xi); else z = (y, omega)
+        if hard:
+            xi = z_in[d + 1:] if z_in.size == d + 1 + N else self._offsets(sigma, z_in[:d])
+            z = np.concatenate([z_in[:d], xi])
+        else:
+            z = z_in[:d + 1]
+        states = np.empty((len(sigma_to), d + 1 + N))
         self._h = None
         stats = {"nfev": 0, "njev": 0, "nlu": 0, "steps": 0}
         t0 = time.perf_counter()
         for k, target in enumerate(sigma_to):
-            if sigma < switch < target:
-                z = self._run(sigma, z, switch, target, stats)[:d]
-                sigma = switch
+            if not hard and switch < target:
+                if sigma < switch:
+                    z = self._run(sigma, z, switch, target, stats, False)
+                    sigma = switch
+                z = np.concatenate([z[:d], self._offsets(sigma, z[:d])])
+                hard = True
+                self._h = None  # new state variables: let the solver pick its first step
             if target > sigma:
-                z = self._run(sigma, z, target, target, stats)
+                z = self._run(sigma, z, target, target, stats, hard)
                 sigma = target
             states[k, :d] = z[:d]
-            states[k, d] = z[d] if z.size > d else self._omega_asymptotic(sigma, z)
+            if hard:
+                states[k, d + 1:] = z[d:]
+                states[k, d] = self._omega_asymptotic(sigma, z[:d], z[d:])
+            else:
+                states[k, d] = z[d]
+                states[k, d + 1:] = self._offsets(sigma, z[:d])
         stats["seconds"] = time.perf_counter() - t0
         return states, stats
 
-    def _omega_asymptotic(self, sigma, y):
-        slope = K.dlogkappa(sigma, y, *self._args) / math.exp(sigma)
+    def _offsets(self, sigma, y):
+        """xi = m(y) - gamma~ from y alone (exact enough while eps gamma~ << 1)."""
+        return K.margin_offsets(sigma, y, *self._args)
+
+    def _omega_asymptotic(self, sigma, y, xi):
+        slope = K.dlogkappa_xi(sigma, y, xi, *self._args) / math.exp(sigma)
         return math.log1p(slope)
 
-    def _run(self, sigma, z, target, final, stats):
-        """One solver run from sigma to target (final: the overall target, for messages)."""
+    def _run(self, sigma, z, target, final, stats, hard):
+        """One solver run from sigma to target (final: the overall target, for messages).
+
+        z = (y, xi) if hard (past TIME_SWITCH), else (y, omega)."""
         cls = METHODS[self.method]
-        atol = self.atol if z.size == self.atol.size else self.atol[:z.size]
+        fun, jac = (self.fun_xi, self.jac_xi) if hard else (self.fun, self.jac)
+        atol = self.atol_xi if hard else self.atol
         options = {"rtol": self.rtol, "atol": atol}
         if self.method in IMPLICIT:
-            options["jac"] = self.jac
+            options["jac"] = jac
         span = target - sigma
         first = None if (self._h is None or self.method == "LSODA") else min(self._h, span)
-        solver = cls(self.fun, sigma, z, target, first_step=first, **options)
+        solver = cls(fun, sigma, z, target, first_step=first, **options)
         while solver.status == "running":
             message = solver.step()
             stats["steps"] += 1
