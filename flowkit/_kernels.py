@@ -21,7 +21,7 @@ Coordinates (math.md, "Gradient flow" and "Log-loss time"; derivation in flow.py
   asymptotic value).  It relaxes to ~0 at rate gamma~, and rounding in
   d log kappa/dsigma (~eps gamma~) would otherwise throttle the step at large gamma~.
 
-* past gamma~ = TIME_SWITCH the state is (y, xi) instead, with margin offsets
+* past gamma~ = XI_SWITCH (flow.py) the state is (y, xi[, omega]), with margin offsets
   xi = m - gamma~ (one per sample) carried as ODE states (``xi_rhs``, ``xi_jac``):
       dy/dsigma   as above, but with p = softmax(-xi),
       dxi/dsigma  = gamma~ (a - pᵀa + Lambda),   a = Xt (q g) / S,
@@ -221,7 +221,7 @@ def jac(sigma, z, Xt, D, A):
 
 
 # ---------------------------------------------------------------------------
-# Hard regime (gamma~ > TIME_SWITCH): state (y, xi), xi = m - gamma~ (module docstring)
+# Past XI_SWITCH: state (y, xi[, omega]), xi = m - gamma~ (module docstring)
 
 @njit(cache=True)
 def softmax_offsets(xi):
@@ -237,6 +237,8 @@ def _xi_evaluate(sigma, z, Xt, D, A, want_jac):
     N, d = Xt.shape
     a = D - 2.0
     y = z[:d]
+    n = z.shape[0]
+    timed = n > d + N  # the state carries omega (last) as well
     gam = math.exp(sigma)
     logphi, beta, log1pR = _scales(sigma, A)
     phi = math.exp(logphi)
@@ -247,7 +249,7 @@ def _xi_evaluate(sigma, z, Xt, D, A, want_jac):
     sm = np.empty(d)
     for i in range(d):
         dp[i], dm[i], sp[i], sm[i] = offsets(phi * y[i], D)
-    p, Lam = softmax_offsets(z[d:])
+    p, Lam = softmax_offsets(z[d:d + N])
     g = Xt.T @ p
 
     M = -np.inf
@@ -263,19 +265,23 @@ def _xi_evaluate(sigma, z, Xt, D, A, want_jac):
     cfp = np.exp(base + a * dp)
     cfm = np.exp(base + a * dm)
     b = cfp + cfm
-    f = np.empty(d + N)
+    f = np.empty(n)
     f[:d] = b * g - beta * y
     # dm/dgamma~ = Xt (q g)/S (with q, S both scaled by e^{-M})
     av = (Xt @ qg) / St
-    f[d:] = gam * (av - np.dot(p, av) + Lam)
-    if not want_jac:
-        return f, f[:0].reshape((0, 0))
-
-    J = np.zeros((d + N, d + N))
+    f[d:d + N] = gam * (av - np.dot(p, av) + Lam)
     dq = (2.0 * D - 2.0) * phi * (qp * sp - qm * sm)     # dq~/dy (diagonal)
     lSy = dq * g * g / St                                # d log S~/dy
     Gx = -(Xt.T * p[None, :]) + np.outer(g, p)           # dg/dxi = -Xtᵀ(diag p - p pᵀ)
     lSx = 2.0 * (qg @ Gx) / St                           # d log S~/dxi
+    if timed:
+        # omega = log(t kappa) - gamma~ (as in _evaluate); d log kappa/dsigma =
+        # lSy·(y' + beta y) + lSx·xi'  (y' + beta y = b g; lSx·1 = 0)
+        f[n - 1] = gam * math.expm1(-z[n - 1]) + np.dot(lSy, b * g) + np.dot(lSx, f[d:d + N])
+    if not want_jac:
+        return f, f[:0].reshape((0, 0))
+
+    J = np.zeros((n, n))
     for i in range(d):
         for k in range(d):
             J[i, k] = -b[i] * g[i] * lSy[k]
@@ -283,17 +289,21 @@ def _xi_evaluate(sigma, z, Xt, D, A, want_jac):
         for m in range(N):
             J[i, d + m] = b[i] * (Gx[i, m] - g[i] * lSx[m])
     # pᵀa = gᵀ(q g)/S = 1 identically in (y, xi): its derivatives vanish
-    J[d:, :d] = gam * (Xt * (dq * g)[None, :] / St - np.outer(av, lSy))
-    J[d:, d:] = gam * ((Xt * q[None, :]) @ Gx / St - np.outer(av, lSx))
-    for n in range(N):
+    J[d:d + N, :d] = gam * (Xt * (dq * g)[None, :] / St - np.outer(av, lSy))
+    J[d:d + N, d:d + N] = gam * ((Xt * q[None, :]) @ Gx / St - np.outer(av, lSx))
+    for k in range(N):
         for m in range(N):
-            J[d + n, d + m] -= gam * p[m]                # d Lambda/d xi = -p
+            J[d + k, d + m] -= gam * p[m]                # d Lambda/d xi = -p
+    # omega row: its (y, xi)-derivatives are left out, as in _evaluate (omega never
+    # feeds back into (y, xi))
+    if timed:
+        J[n - 1, n - 1] = -gam * math.exp(-z[n - 1])
     return f, J
 
 
 @njit(cache=True)
 def xi_rhs(sigma, z, Xt, D, A):
-    """d z / d sigma for z = (y, xi)."""
+    """d z / d sigma for z = (y, xi) or z = (y, xi, omega)."""
     return _xi_evaluate(sigma, z, Xt, D, A, False)[0]
 
 
