@@ -21,6 +21,23 @@ Coordinates (math.md, "Gradient flow" and "Log-loss time"; derivation in flow.py
   asymptotic value).  It relaxes to ~0 at rate gamma~, and rounding in
   d log kappa/dsigma (~eps gamma~) would otherwise throttle the step at large gamma~.
 
+* past gamma~ = XI_SWITCH (flow.py) the state is (y, xi[, omega]), with margin offsets
+  xi = m - gamma~ (one per sample) carried as ODE states (``xi_rhs``, ``xi_jac``):
+      dy/dsigma   as above, but with p = softmax(-xi),
+      dxi/dsigma  = gamma~ (a - pᵀa + Lambda),   a = Xt (q g) / S,
+      Lambda      = log(mean e^{-xi})  (= 0 on the exact flow, where pᵀa = 1).
+  Why: at gamma~ >~ 1e9 with two or more support vectors the O(1) margin gaps
+  that set p are differences of O(gamma~) margins; computed from y they carry
+  rounding ~eps gamma~, and the stiff gap dynamics (rate ~gamma~) asks Newton to
+  place y to ~1/gamma~ -- beyond float64 -- so Radau's steps collapse.  With xi
+  in the state the gaps are exact O(1) numbers and y is no longer stiff; the
+  gaps relax (rate ~gamma~) onto a slow manifold that depends on y with O(1)
+  sensitivity.  The p-weighted mean of xi is neutral under the exact flow
+  (sum_n e^{-xi_n} = N is conserved); its rounding noise (~eps gamma~ per
+  evaluation) integrated over a step would dominate the error estimate, so the
+  term gamma~ Lambda makes it decay at rate gamma~ instead (exactly zero on the
+  exact flow, so the solution is unchanged).
+
 Every power (alpha^D, e^{(2D-2) delta}) is carried as a logarithm and shifted before
 it is exponentiated, so nothing overflows for |D log alpha| <= 690 and gamma~ <= 1e15.
 """
@@ -204,3 +221,157 @@ def rhs(sigma, z, Xt, D, A):
 def jac(sigma, z, Xt, D, A):
     """Analytic Jacobian d f / d z."""
     return _evaluate(sigma, z, Xt, D, A, True)[1]
+
+
+# ---------------------------------------------------------------------------
+# Past XI_SWITCH: state (y, xi[, omega]), xi = m - gamma~ (module docstring)
+
+@njit(cache=True)
+def softmax_offsets(xi):
+    """p = softmax(-xi) and Lambda = log(mean e^{-xi}) (shifted)."""
+    xmin = xi.min()
+    e = np.exp(-(xi - xmin))
+    Z = e.sum()
+    return e / Z, math.log(Z / xi.shape[0]) - xmin
+
+
+@njit(cache=True)
+def _xi_evaluate(sigma, z, Xt, D, A, want_jac):
+    N, d = Xt.shape
+    a = D - 2.0
+    y = z[:d]
+    n = z.shape[0]
+    timed = n > d + N  # the state carries omega (last) as well
+    gam = math.exp(sigma)
+    logphi, beta, log1pR = _scales(sigma, A)
+    phi = math.exp(logphi)
+
+    dp = np.empty(d)
+    dm = np.empty(d)
+    sp = np.empty(d)
+    sm = np.empty(d)
+    for i in range(d):
+        dp[i], dm[i], sp[i], sm[i] = offsets(phi * y[i], D)
+    p, Lam = softmax_offsets(z[d:d + N])
+    g = Xt.T @ p
+
+    M = -np.inf
+    for i in range(d):
+        M = max(M, (2.0 * D - 2.0) * max(dp[i], dm[i]))
+    qp = np.exp((2.0 * D - 2.0) * dp - M)
+    qm = np.exp((2.0 * D - 2.0) * dm - M)
+    q = qp + qm
+    qg = q * g
+    St = np.sum(qg * g)
+
+    base = log1pR - math.log(D) - M - math.log(St)
+    cfp = np.exp(base + a * dp)
+    cfm = np.exp(base + a * dm)
+    b = cfp + cfm
+    f = np.empty(n)
+    f[:d] = b * g - beta * y
+    # dm/dgamma~ = Xt (q g)/S (with q, S both scaled by e^{-M})
+    av = (Xt @ qg) / St
+    f[d:d + N] = gam * (av - np.dot(p, av) + Lam)
+    dq = (2.0 * D - 2.0) * phi * (qp * sp - qm * sm)     # dq~/dy (diagonal)
+    lSy = dq * g * g / St                                # d log S~/dy
+    Gx = -(Xt.T * p[None, :]) + np.outer(g, p)           # dg/dxi = -Xtᵀ(diag p - p pᵀ)
+    lSx = 2.0 * (qg @ Gx) / St                           # d log S~/dxi
+    if timed:
+        # omega = log(t kappa) - gamma~ (as in _evaluate); d log kappa/dsigma =
+        # lSy·(y' + beta y) + lSx·xi'  (y' + beta y = b g; lSx·1 = 0)
+        f[n - 1] = gam * math.expm1(-z[n - 1]) + np.dot(lSy, b * g) + np.dot(lSx, f[d:d + N])
+    if not want_jac:
+        return f, f[:0].reshape((0, 0))
+
+    J = np.zeros((n, n))
+    for i in range(d):
+        for k in range(d):
+            J[i, k] = -b[i] * g[i] * lSy[k]
+        J[i, i] += a * phi * (cfp[i] * sp[i] - cfm[i] * sm[i]) * g[i] - beta
+        for m in range(N):
+            J[i, d + m] = b[i] * (Gx[i, m] - g[i] * lSx[m])
+    # pᵀa = gᵀ(q g)/S = 1 identically in (y, xi): its derivatives vanish
+    J[d:d + N, :d] = gam * (Xt * (dq * g)[None, :] / St - np.outer(av, lSy))
+    J[d:d + N, d:d + N] = gam * ((Xt * q[None, :]) @ Gx / St - np.outer(av, lSx))
+    for k in range(N):
+        for m in range(N):
+            J[d + k, d + m] -= gam * p[m]                # d Lambda/d xi = -p
+    # omega row: its (y, xi)-derivatives are left out, as in _evaluate (omega never
+    # feeds back into (y, xi))
+    if timed:
+        J[n - 1, n - 1] = -gam * math.exp(-z[n - 1])
+    return f, J
+
+
+@njit(cache=True)
+def xi_rhs(sigma, z, Xt, D, A):
+    """d z / d sigma for z = (y, xi) or z = (y, xi, omega)."""
+    return _xi_evaluate(sigma, z, Xt, D, A, False)[0]
+
+
+@njit(cache=True)
+def xi_jac(sigma, z, Xt, D, A):
+    """Analytic Jacobian of ``xi_rhs``."""
+    return _xi_evaluate(sigma, z, Xt, D, A, True)[1]
+
+
+@njit(cache=True)
+def margin_offsets(sigma, y, Xt, D, A):
+    """xi = m(y) - gamma~, shifted so that mean e^{-xi} = 1 (gamma~-consistent)."""
+    _, _, w = state_to_w(sigma, y, D, A)
+    m = Xt @ w
+    mmin = m.min()
+    xi = m - mmin
+    Z = np.exp(-xi).sum()
+    return xi + math.log(Z / m.shape[0])
+
+
+@njit(cache=True)
+def log_kappa_xi(sigma, y, xi, Xt, D, A):
+    """log kappa with p = softmax(-xi) (the hard-regime state)."""
+    dp, dm, _ = state_to_w(sigma, y, D, A)
+    p, _ = softmax_offsets(xi)
+    g = Xt.T @ p
+    lq = (2.0 * D - 2.0) * np.maximum(dp, dm)
+    M = lq.max()
+    St = np.sum((np.exp((2.0 * D - 2.0) * dp - M) + np.exp((2.0 * D - 2.0) * dm - M)) * g * g)
+    return 2.0 * math.log(D) + (2.0 * D - 2.0) / D * A + M + math.log(St)
+
+
+@njit(cache=True)
+def dlogkappa_xi(sigma, y, xi, Xt, D, A):
+    """d log kappa / d sigma along the flow, from the hard-regime state (y, xi)."""
+    z = np.concatenate((y, xi))
+    return _dlogS(sigma, z, xi_rhs(sigma, z, Xt, D, A), Xt, D, A)
+
+
+@njit(cache=True)
+def _dlogS(sigma, z, f, Xt, D, A):
+    """d log S/dsigma = (d log S/d psi)·psi' + (d log S/d xi)·xi', f = dz/dsigma."""
+    N, d = Xt.shape
+    logphi, _, _ = _scales(sigma, A)
+    phi = math.exp(logphi)
+    dp = np.empty(d)
+    dm = np.empty(d)
+    sp = np.empty(d)
+    sm = np.empty(d)
+    for i in range(d):
+        dp[i], dm[i], sp[i], sm[i] = offsets(phi * z[i], D)
+    p, _ = softmax_offsets(z[d:])
+    g = Xt.T @ p
+    M = -np.inf
+    for i in range(d):
+        M = max(M, (2.0 * D - 2.0) * max(dp[i], dm[i]))
+    qp = np.exp((2.0 * D - 2.0) * dp - M)
+    qm = np.exp((2.0 * D - 2.0) * dm - M)
+    q = qp + qm
+    St = np.sum(q * g * g)
+    dq = (2.0 * D - 2.0) * phi * (qp * sp - qm * sm)
+    lSy = dq * g * g / St
+    Gx = -(Xt.T * p[None, :]) + np.outer(g, p)
+    lSx = 2.0 * ((q * g) @ Gx) / St
+    # y enters log S also through phi(sigma): d psi/dsigma = phi' y + phi y', and
+    # phi' y = beta phi y, so d y_eff = y' + beta y (as in _evaluate)
+    _, beta, _ = _scales(sigma, A)
+    return np.dot(lSy, f[:d] + beta * z[:d]) + np.dot(lSx, f[d:])

@@ -24,6 +24,18 @@ dt/dgamma~ = e^{gamma~}/kappa, d omega/dsigma = gamma~ (e^{-omega} - 1) + d log 
 The support-vector margins equilibrate on an O(1) scale of gamma~, i.e. with rate
 ~gamma~ in sigma: the system is stiff with ratio ~gamma~, hence an implicit method
 with the analytic Jacobian of ``_kernels.jac`` by default.
+
+Past gamma~ = XI_SWITCH the state is (y, xi, omega), past TIME_SWITCH (y, xi), with the
+margin offsets xi = m - gamma~ carried as N more ODE states (``_kernels.xi_rhs``; why, in the _kernels docstring):
+the O(1) gaps between support-vector margins are then exact numbers instead of
+differences of O(gamma~) margins recomputed from y, which float64 resolves only to
+~eps gamma~ (Radau's steps collapsed past gamma~ ~ 1e9-1e12 with two support vectors).
+It also removes the y-stiffness: with y alone, Newton had to place y to ~1/(k gamma~)
+(k the gap relaxation rate over gamma~), which on data with many near-degenerate
+support vectors throttled Radau already at gamma~ ~ 1e4.
+
+Saved states are (y, omega, xi), d + 1 + N numbers, whatever the regime: below the
+switch xi is recomputed from y, above it omega comes from its asymptotic form.
 """
 from __future__ import annotations
 
@@ -37,7 +49,7 @@ from scipy.optimize import bisect
 from . import _kernels as K
 from .exceptions import ParameterError
 
-__all__ = ["Flow", "IntegrationError", "METHODS", "GAMMA_START", "TIME_SWITCH"]
+__all__ = ["Flow", "IntegrationError", "METHODS", "GAMMA_START", "TIME_SWITCH", "XI_SWITCH"]
 
 METHODS = {"Radau": Radau, "BDF": BDF, "LSODA": LSODA, "RK45": RK45, "RK23": RK23, "DOP853": DOP853}
 IMPLICIT = {"Radau", "BDF", "LSODA"}
@@ -52,6 +64,15 @@ GAMMA_START = 1e-14
 # i.e. omega = log1p(l') with error O(gamma~^-2) ~ 1e-10.  Kept in the state, its
 # relaxation at rate gamma~ makes rounding (~eps gamma~) dominate the error estimate.
 TIME_SWITCH = 1e5
+
+# Past gamma~ = XI_SWITCH the margin offsets xi = m - gamma~ are ODE states (module
+# docstring); between XI_SWITCH and TIME_SWITCH the state is (y, xi, omega).
+XI_SWITCH = 10.0
+
+# Absolute tolerance floor of xi (O(1) gaps): its evaluation noise is ~eps/k, with k the
+# (data-dependent, O(1e-2) on the kink data) relaxation rate of the gaps over gamma~;
+# Radau's Newton iteration must resolve xi to ~1e-5 of its tolerance.
+XI_ATOL_MIN = 1e-11
 
 
 class IntegrationError(RuntimeError):
@@ -80,6 +101,13 @@ class Flow:
 
     def jac(self, sigma, z):
         return K.jac(sigma, z, *self._args)
+
+    def fun_xi(self, sigma, z):
+        """Right-hand side past XI_SWITCH, z = (y, xi) or (y, xi, omega)."""
+        return K.xi_rhs(sigma, z, *self._args)
+
+    def jac_xi(self, sigma, z):
+        return K.xi_jac(sigma, z, *self._args)
 
     def _initial_state(self):
         """Exact flow for frozen p = 1/N up to gamma~ = GAMMA_START (math.md closed form).
@@ -139,12 +167,16 @@ class Flow:
             # y is O(1)-scaled (see module docstring): ~1e-2 rtol of its size;
             # omega = log(t kappa) - gamma~ is O(1) and relaxes to ~0
             scale = max(np.max(np.abs(self.z0[:d])), 1e-300)
-            return np.concatenate([np.full(d, 1e-2 * self.rtol * scale), np.full(n - d, self.rtol)])
-        arr = np.asarray(atol, dtype=float)
-        if arr.ndim == 0:
-            arr = np.full(n, float(arr))
-        if arr.shape != (n,) or not np.all(np.isfinite(arr)) or np.any(arr <= 0):
-            raise ParameterError(f"atol must be a positive scalar or a vector of length d+1 = {n}")
+            arr = np.concatenate([np.full(d, 1e-2 * self.rtol * scale), np.full(n - d, self.rtol)])
+        else:
+            arr = np.asarray(atol, dtype=float)
+            if arr.ndim == 0:
+                arr = np.full(n, float(arr))
+            if arr.shape != (n,) or not np.all(np.isfinite(arr)) or np.any(arr <= 0):
+                raise ParameterError(f"atol must be a positive scalar or a vector of length d+1 = {n}")
+        # past XI_SWITCH: (y, xi[, omega]), xi the O(1)-gap margin offsets (absolute)
+        self.atol_xi = np.concatenate(
+            [arr[:d], np.full(self.problem.n_samples, max(self.rtol, XI_ATOL_MIN))])
         return arr
 
     # -- how --------------------------------------------------------------------
@@ -153,44 +185,82 @@ class Flow:
 
         Each save point ends a solver run, so saved states carry the solver's full
         step accuracy (no interpolation); the step size carries over between runs.
-        States are (y, omega); omega comes from its asymptotic form past TIME_SWITCH.
-        Returns (states, stats dict).
+        ``z_from`` is (y, omega) or a saved state (y, omega, xi).  Returns (states,
+        stats dict); states are (y, omega, xi) (module docstring).
         """
-        d = self.problem.n_features
-        switch = math.log(TIME_SWITCH)
-        sigma, z = float(sigma_from), np.array(z_from, dtype=float)
-        if sigma >= switch:
-            z = z[:d]
-        states = np.empty((len(sigma_to), d + 1))
+        d, N = self.problem.n_features, self.problem.n_samples
+        sigma, z_in = float(sigma_from), np.array(z_from, dtype=float)
+        mode = self._mode(sigma)
+        xi = z_in[d + 1:] if z_in.size == d + 1 + N else None
+        z = self._layout(sigma, z_in[:d], z_in[d], xi, mode)
+        states = np.empty((len(sigma_to), d + 1 + N))
         self._h = None
         stats = {"nfev": 0, "njev": 0, "nlu": 0, "steps": 0}
         t0 = time.perf_counter()
+        bounds = (math.log(XI_SWITCH), math.log(TIME_SWITCH))
         for k, target in enumerate(sigma_to):
-            if sigma < switch < target:
-                z = self._run(sigma, z, switch, target, stats)[:d]
-                sigma = switch
-            if target > sigma:
-                z = self._run(sigma, z, target, target, stats)
-                sigma = target
-            states[k, :d] = z[:d]
-            states[k, d] = z[d] if z.size > d else self._omega_asymptotic(sigma, z)
+            while True:
+                need = self._mode(sigma)
+                if need != mode:  # crossed a switch: change the state variables
+                    y, omega, xi = self._unpack(sigma, z, mode)
+                    z = self._layout(sigma, y, omega, xi, need)
+                    mode = need
+                    self._h = None  # new state variables: let the solver pick its first step
+                if sigma >= target:
+                    break
+                end = min([target] + [b for b in bounds if b > sigma])
+                z = self._run(sigma, z, end, target, stats, mode)
+                sigma = end
+            y, omega, xi = self._unpack(sigma, z, mode)
+            states[k, :d], states[k, d], states[k, d + 1:] = y, omega, xi
         stats["seconds"] = time.perf_counter() - t0
         return states, stats
 
-    def _omega_asymptotic(self, sigma, y):
-        slope = K.dlogkappa(sigma, y, *self._args) / math.exp(sigma)
+    @staticmethod
+    def _mode(sigma):
+        """0: z = (y, omega); 1: z = (y, xi, omega); 2: z = (y, xi)."""
+        if sigma < math.log(XI_SWITCH):
+            return 0
+        return 1 if sigma < math.log(TIME_SWITCH) else 2
+
+    def _layout(self, sigma, y, omega, xi, mode):
+        """The solver's state for ``mode`` from y, omega and xi (None: from y)."""
+        if mode == 0:
+            return np.concatenate([y, [omega]])
+        if xi is None:
+            xi = self._offsets(sigma, y)
+        return np.concatenate([y, xi, [omega]]) if mode == 1 else np.concatenate([y, xi])
+
+    def _unpack(self, sigma, z, mode):
+        """(y, omega, xi) from the solver's state in ``mode``."""
+        d, N = self.problem.n_features, self.problem.n_samples
+        y = z[:d]
+        if mode == 0:
+            return y, z[d], self._offsets(sigma, y)
+        xi = z[d:d + N]
+        return y, (z[d + N] if mode == 1 else self._omega_asymptotic(sigma, y, xi)), xi
+
+    def _offsets(self, sigma, y):
+        """xi = m(y) - gamma~ from y alone (exact enough while eps gamma~ << 1)."""
+        return K.margin_offsets(sigma, y, *self._args)
+
+    def _omega_asymptotic(self, sigma, y, xi):
+        slope = K.dlogkappa_xi(sigma, y, xi, *self._args) / math.exp(sigma)
         return math.log1p(slope)
 
-    def _run(self, sigma, z, target, final, stats):
-        """One solver run from sigma to target (final: the overall target, for messages)."""
+    def _run(self, sigma, z, target, final, stats, mode):
+        """One solver run from sigma to target (final: the overall target, for messages),
+        with the state variables of ``mode`` (see ``_mode``)."""
         cls = METHODS[self.method]
-        atol = self.atol if z.size == self.atol.size else self.atol[:z.size]
+        fun, jac = (self.fun, self.jac) if mode == 0 else (self.fun_xi, self.jac_xi)
+        atol = (self.atol, np.concatenate([self.atol_xi, self.atol[self.problem.n_features:]]),
+                self.atol_xi)[mode]
         options = {"rtol": self.rtol, "atol": atol}
         if self.method in IMPLICIT:
-            options["jac"] = self.jac
+            options["jac"] = jac
         span = target - sigma
         first = None if (self._h is None or self.method == "LSODA") else min(self._h, span)
-        solver = cls(self.fun, sigma, z, target, first_step=first, **options)
+        solver = cls(fun, sigma, z, target, first_step=first, **options)
         while solver.status == "running":
             message = solver.step()
             stats["steps"] += 1

@@ -8,7 +8,8 @@ Fields (n = number of saved points, d = features, N = samples):
 * ``w_hat``     (n, d)    normalised predictor w / gamma (margin 1);
 * ``theta``     (n, 2, d) log-parameters (log u+, log u-);
 * ``log_time``  (n,)      log of the gradient-flow time t;
-* ``state``     (n, d+1)  the integrator's state (flow.py), from which ``at`` restarts;
+* ``state``     (n, d+1+N) the integrator's state (y, omega, xi) (flow.py), from which
+                          ``at`` restarts;
 * ``stats``     dict      method, rtol, atol, nfev, njev, nlu, steps, seconds, invariants.
 """
 from __future__ import annotations
@@ -59,7 +60,8 @@ class Trajectory:
             m, _, gamma_state[k] = K.softmax_margins(P.Xt, w[k])
             margin[k] = m.min()
             # omega = log(t kappa) - gamma~
-            log_time[k] = states[k, d] + gamma[k] - K.log_kappa(sigma, states[k, :d], P.Xt, D, A)
+            log_time[k] = states[k, d] + gamma[k] - K.log_kappa_xi(
+                sigma, states[k, :d], states[k, d + 1:], P.Xt, D, A)
         stats = dict(stats, method=flow.method, rtol=flow.rtol, atol=flow.atol.tolist(),
                      invariants=invariants(P, gamma, delta, margin, gamma_state, log_time))
         return cls(gamma=gamma, w=w, margin=margin, w_hat=w / margin[:, None],
