@@ -123,3 +123,17 @@ def test_small_targets_are_consistent(fig4a):
     assert tr.stats["invariants"]["gamma_consistency"] < 1e-9
     tr = flowkit.integrate(X, y, depth=3, alpha=1.0, gamma=1e-8)
     assert tr.stats["invariants"]["gamma_consistency"] < 1e-6
+
+
+def test_at_across_the_coordinate_switches(kink):
+    """Saved states change layout at gamma~ = 10 (margin offsets join) and 1e5 (time leaves
+    the ODE); dense evaluation across both must agree with a run that saved there."""
+    X, y = kink
+    g = [9.0, 11.0, 9e4, 1.1e5, 3e6]
+    tr = flowkit.integrate(X, y, depth=2, alpha=1e3, mu=0.2)
+    direct = flowkit.integrate(X, y, depth=2, alpha=1e3, mu=0.2, save_at=g)
+    idx = [int(np.flatnonzero(direct.gamma == v)[0]) for v in g]
+    dense = tr.at(g)
+    np.testing.assert_allclose(dense.w_hat, direct.w_hat[idx], rtol=1e-8)
+    np.testing.assert_allclose(dense.log_time, direct.log_time[idx], rtol=1e-9)
+    assert np.all(np.diff(tr.log_time) > 0)
