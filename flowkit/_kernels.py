@@ -39,7 +39,7 @@ Coordinates (math.md, "Gradient flow" and "Log-loss time"; derivation in flow.py
   exact flow, so the solution is unchanged).
 
 Every power (alpha^D, e^{(2D-2) delta}) is carried as a logarithm and shifted before
-it is exponentiated, so nothing overflows for |D log alpha| <= 690 and gamma~ <= 1e15.
+it is exponentiated, so nothing overflows for |D log alpha| <= 600 (problem.py) and gamma~ <= 1e15.
 """
 import math
 
