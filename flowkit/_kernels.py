@@ -114,6 +114,39 @@ def state_to_w(sigma, y, D, A):
 
 
 @njit(cache=True)
+def _offsets_all(sigma, y, D, A):
+    """delta±, their psi-derivatives (sp, sm: d delta+/dpsi, -d delta-/dpsi), phi, log phi,
+    beta and log(1+R) for the state y at sigma."""
+    d = y.shape[0]
+    logphi, beta, log1pR = _scales(sigma, A)
+    phi = math.exp(logphi)
+    dp = np.empty(d)
+    dm = np.empty(d)
+    sp = np.empty(d)
+    sm = np.empty(d)
+    for i in range(d):
+        dp[i], dm[i], sp[i], sm[i] = offsets(phi * y[i], D)
+    return dp, dm, sp, sm, phi, logphi, beta, log1pR
+
+
+@njit(cache=True)
+def _weights(dp, dm, g, D):
+    """q± = e^{(2D-2) delta±} scaled by e^{-M} (M their largest exponent) and
+    S~ = Σ (q+ + q-) g², so that S = e^M S~ never overflows."""
+    M = (2.0 * D - 2.0) * max(dp.max(), dm.max())
+    qp = np.exp((2.0 * D - 2.0) * dp - M)
+    qm = np.exp((2.0 * D - 2.0) * dm - M)
+    return qp, qm, M, np.sum((qp + qm) * g * g)
+
+
+@njit(cache=True)
+def _log_kappa(dp, dm, g, D, A):
+    """log kappa = log(D² alpha^{2D-2} S) (math.md, "Log-loss time")."""
+    _, _, M, St = _weights(dp, dm, g, D)
+    return 2.0 * math.log(D) + (2.0 * D - 2.0) / D * A + M + math.log(St)
+
+
+@njit(cache=True)
 def softmax_margins(Xt, w):
     """Margins m = Xt w, p = softmax(-m) and gamma~ = log N - logsumexp(-m) (shifted)."""
     m = Xt @ w
@@ -135,28 +168,16 @@ def _evaluate(sigma, z, Xt, D, A, want_jac):
     y = z[:d]
     timed = z.shape[0] > d  # the state carries omega (gradient-flow time)
     gam = math.exp(sigma)
-    logphi, beta, log1pR = _scales(sigma, A)
-    phi = math.exp(logphi)
-
-    dp = np.empty(d)
-    dm = np.empty(d)
-    sp = np.empty(d)
-    sm = np.empty(d)
+    dp, dm, sp, sm, phi, logphi, beta, log1pR = _offsets_all(sigma, y, D, A)
     w = np.empty(d)
     for i in range(d):
-        dp[i], dm[i], sp[i], sm[i] = offsets(phi * y[i], D)
         w[i] = _w_of(dp[i], dm[i], D, A)
     _, p, _ = softmax_margins(Xt, w)
     g = Xt.T @ p
 
     # S = sum_i q_i g_i^2, q = e^{(2D-2) delta+} + e^{(2D-2) delta-}, kept as M + log(S~)
-    M = -np.inf
-    for i in range(d):
-        M = max(M, (2.0 * D - 2.0) * max(dp[i], dm[i]))
-    qp = np.exp((2.0 * D - 2.0) * dp - M)
-    qm = np.exp((2.0 * D - 2.0) * dm - M)
+    qp, qm, M, St = _weights(dp, dm, g, D)
     q = qp + qm
-    St = np.sum(q * g * g)
 
     # dy/dsigma = (1+R)/D (e^{a delta+} + e^{a delta-}) g / S - beta y
     base = log1pR - math.log(D) - M - math.log(St)
@@ -193,14 +214,10 @@ def _evaluate(sigma, z, Xt, D, A, want_jac):
 
 @njit(cache=True)
 def log_kappa(sigma, y, Xt, D, A):
-    """log kappa = log(D² alpha^{2D-2} S) at state y (math.md, "Log-loss time")."""
+    """log kappa at state y, with p from the margins m = Xt w(y)."""
     dp, dm, w = state_to_w(sigma, y, D, A)
     _, p, _ = softmax_margins(Xt, w)
-    g = Xt.T @ p
-    lq = (2.0 * D - 2.0) * np.maximum(dp, dm)
-    M = lq.max()
-    St = np.sum((np.exp((2.0 * D - 2.0) * dp - M) + np.exp((2.0 * D - 2.0) * dm - M)) * g * g)
-    return 2.0 * math.log(D) + (2.0 * D - 2.0) / D * A + M + math.log(St)
+    return _log_kappa(dp, dm, Xt.T @ p, D, A)
 
 
 @njit(cache=True)
@@ -243,26 +260,13 @@ def _xi_evaluate(sigma, z, Xt, D, A, want_jac):
     n = z.shape[0]
     timed = n > d + N  # the state carries omega (last) as well
     gam = math.exp(sigma)
-    logphi, beta, log1pR = _scales(sigma, A)
-    phi = math.exp(logphi)
-
-    dp = np.empty(d)
-    dm = np.empty(d)
-    sp = np.empty(d)
-    sm = np.empty(d)
-    for i in range(d):
-        dp[i], dm[i], sp[i], sm[i] = offsets(phi * y[i], D)
+    dp, dm, sp, sm, phi, _, beta, log1pR = _offsets_all(sigma, y, D, A)
     p, Lam = softmax_offsets(z[d:d + N])
     g = Xt.T @ p
 
-    M = -np.inf
-    for i in range(d):
-        M = max(M, (2.0 * D - 2.0) * max(dp[i], dm[i]))
-    qp = np.exp((2.0 * D - 2.0) * dp - M)
-    qm = np.exp((2.0 * D - 2.0) * dm - M)
+    qp, qm, M, St = _weights(dp, dm, g, D)
     q = qp + qm
     qg = q * g
-    St = np.sum(qg * g)
 
     base = log1pR - math.log(D) - M - math.log(St)
     cfp = np.exp(base + a * dp)
@@ -329,49 +333,17 @@ def margin_offsets(sigma, y, Xt, D, A):
 
 @njit(cache=True)
 def log_kappa_xi(sigma, y, xi, Xt, D, A):
-    """log kappa with p = softmax(-xi) (the hard-regime state)."""
+    """log kappa with p = softmax(-xi) (the state past XI_SWITCH)."""
     dp, dm, _ = state_to_w(sigma, y, D, A)
     p, _ = softmax_offsets(xi)
-    g = Xt.T @ p
-    lq = (2.0 * D - 2.0) * np.maximum(dp, dm)
-    M = lq.max()
-    St = np.sum((np.exp((2.0 * D - 2.0) * dp - M) + np.exp((2.0 * D - 2.0) * dm - M)) * g * g)
-    return 2.0 * math.log(D) + (2.0 * D - 2.0) / D * A + M + math.log(St)
+    return _log_kappa(dp, dm, Xt.T @ p, D, A)
 
 
 @njit(cache=True)
 def dlogkappa_xi(sigma, y, xi, Xt, D, A):
-    """d log kappa / d sigma along the flow, from the hard-regime state (y, xi)."""
-    z = np.concatenate((y, xi))
-    return _dlogS(sigma, z, xi_rhs(sigma, z, Xt, D, A), Xt, D, A)
-
-
-@njit(cache=True)
-def _dlogS(sigma, z, f, Xt, D, A):
-    """d log S/dsigma = (d log S/d psi)·psi' + (d log S/d xi)·xi', f = dz/dsigma."""
-    N, d = Xt.shape
-    logphi, _, _ = _scales(sigma, A)
-    phi = math.exp(logphi)
-    dp = np.empty(d)
-    dm = np.empty(d)
-    sp = np.empty(d)
-    sm = np.empty(d)
-    for i in range(d):
-        dp[i], dm[i], sp[i], sm[i] = offsets(phi * z[i], D)
-    p, _ = softmax_offsets(z[d:])
-    g = Xt.T @ p
-    M = -np.inf
-    for i in range(d):
-        M = max(M, (2.0 * D - 2.0) * max(dp[i], dm[i]))
-    qp = np.exp((2.0 * D - 2.0) * dp - M)
-    qm = np.exp((2.0 * D - 2.0) * dm - M)
-    q = qp + qm
-    St = np.sum(q * g * g)
-    dq = (2.0 * D - 2.0) * phi * (qp * sp - qm * sm)
-    lSy = dq * g * g / St
-    Gx = -(Xt.T * p[None, :]) + np.outer(g, p)
-    lSx = 2.0 * ((q * g) @ Gx) / St
-    # y enters log S also through phi(sigma): d psi/dsigma = phi' y + phi y', and
-    # phi' y = beta phi y, so d y_eff = y' + beta y (as in _evaluate)
-    _, beta, _ = _scales(sigma, A)
-    return np.dot(lSy, f[:d] + beta * z[:d]) + np.dot(lSx, f[d:])
+    """d log kappa / d sigma along the flow from the state (y, xi): the omega row of
+    ``xi_rhs`` at omega = 0."""
+    z = np.zeros(y.shape[0] + xi.shape[0] + 1)
+    z[:y.shape[0]] = y
+    z[y.shape[0]:-1] = xi
+    return _xi_evaluate(sigma, z, Xt, D, A, False)[0][-1]

@@ -12,8 +12,9 @@ from flowkit.flow import Flow
 from flowkit.problem import Problem
 
 
-@pytest.mark.parametrize("D", [2, 3, 4, 10, 20])
-@pytest.mark.parametrize("psi", [1e-40, -3e-17, 1e-6, 0.3, -2.0, 15.0, -60.0])
+@pytest.mark.parametrize("D, psi", [(D, psi) for D in (2, 3, 4, 10, 20)
+                                    for psi in (1e-40, -3e-17, 1e-6, 0.3, -2.0, 15.0, -60.0)
+                                    if D * abs(psi) < 700])  # else w overflows float64
 def test_offsets_and_w_against_mpmath(D, psi):
     mpmath.mp.dps = 60
     A = D * math.log(3.0)
@@ -30,8 +31,6 @@ def test_offsets_and_w_against_mpmath(D, psi):
     w_ref = mpmath.exp(A) * (mpmath.exp(D * ep) - mpmath.exp(D * em))
     assert abs(dp - float(ep)) <= 1e-15 * abs(float(ep)) + 1e-300
     assert abs(dm - float(em)) <= 1e-15 * abs(float(em)) + 1e-300
-    if not mpmath.isfinite(w_ref) or abs(w_ref) > 1e300:
-        pytest.skip("w itself overflows float64")
     # exp of an exponent E carries relative error ~eps |E|: the float64 limit
     bound = 4e-16 * (4.0 + abs(A) + D * abs(psi))
     assert abs(w - float(w_ref)) <= bound * abs(float(w_ref))
