@@ -17,7 +17,7 @@ import math
 
 import numpy as np
 
-from ._kernels import softplus
+from ._kernels.flow import softplus
 
 __all__ = ["invariants"]
 

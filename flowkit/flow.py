@@ -46,7 +46,7 @@ import numpy as np
 from scipy.integrate import BDF, DOP853, LSODA, RK23, RK45, Radau
 from scipy.optimize import bisect
 
-from . import _kernels as K
+from ._kernels import flow as K
 from .exceptions import ParameterError
 
 __all__ = ["Flow", "IntegrationError", "METHODS", "GAMMA_START", "TIME_SWITCH", "XI_SWITCH"]

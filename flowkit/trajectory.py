@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import _kernels as K
+from ._kernels import flow as K
 from .diagnostics import invariants
 from .exceptions import FlowkitError
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import flowkit
-from flowkit import _kernels as K
+from flowkit._kernels import flow as K
 from flowkit.flow import Flow
 from flowkit.problem import Problem
 

@@ -1,6 +1,5 @@
 """Numba kernels: the flow's right-hand side, its analytic Jacobian, and the map
-from the integrator's state to (theta, w, margins).  All of flowkit's compiled
-code lives here.
+from the integrator's state to (theta, w, margins).
 
 Coordinates (math.md, "Gradient flow" and "Log-loss time"; derivation in flow.py):
 

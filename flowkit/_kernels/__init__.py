@@ -1,0 +1,7 @@
+"""Every numba kernel of flowkit lives in this package, one file per concern:
+
+* ``flow``: right-hand sides and analytic Jacobians of the gradient flow (math.md,
+  "Log-loss time"), in both coordinate sets used by :mod:`flowkit.flow`;
+* ``potentials``: h_D, h_D', H_D, q_D and h_D^{-1} (math.md, "Implicit-bias potentials"),
+  generated from sympy by :mod:`flowkit.symbolic`; do not edit it by hand.
+"""
