@@ -15,7 +15,7 @@ from scipy.optimize import linprog, nnls
 
 from .exceptions import DataError, NotSeparableError, NumericalRangeError, ParameterError
 
-__all__ = ["Problem", "validate_data", "positive_float", "separability_margin", "l2_max_margin_direction"]
+__all__ = ["Problem", "validate_data", "separable_tilde", "positive_float", "separability_margin", "l2_max_margin_direction"]
 
 # Largest |log(alpha^D)| handled: the flow starts at gamma~ = 1e-14, where
 # R = gamma~/alpha^D must stay a normal float64 (e^-632 > 1e-275).
@@ -51,6 +51,19 @@ def validate_data(X, y):
         bad = [float(v) for v in np.unique(y) if v not in (-1.0, 1.0)]
         raise DataError(f"labels must be -1 or +1; found {bad[:5]}")
     return X, y
+
+
+def separable_tilde(X, y):
+    """Rows x̃_n = y_n x_n of validated (X, y) (math.md, "Model and loss"), after checking
+    that the data are linearly separable (``NotSeparableError`` otherwise)."""
+    X, y = validate_data(X, y)
+    Xt = np.ascontiguousarray(y[:, None] * X)
+    t = separability_margin(Xt) if np.any(Xt) else 0.0
+    if not t > 1e-9:
+        raise NotSeparableError(
+            "data are not linearly separable (no w with y_n x_n·w > 0 for all n; "
+            f"LP max-margin under |w|_inf <= 1 is {t:.3g}); the exp-loss cannot reach 0")
+    return Xt
 
 
 def _numeric_objects(arr):
@@ -147,12 +160,7 @@ class Problem:
             raise NumericalRangeError(
                 f"alpha^depth = 10^{log_alpha_D / math.log(10):.0f} is outside the float64 range "
                 f"flowkit supports (|D log10 alpha| <= {_MAX_LOG_ALPHA_D / math.log(10):.0f})")
-        Xt = np.ascontiguousarray(y[:, None] * X)
-        t = separability_margin(Xt) if np.any(Xt) else 0.0
-        if not t > 1e-9:
-            raise NotSeparableError(
-                "data are not linearly separable (no w with y_n x_n·w > 0 for all n; "
-                f"LP max-margin under |w|_inf <= 1 is {t:.3g}); the exp-loss cannot reach 0")
+        Xt = separable_tilde(X, y)
         _, gamma2 = l2_max_margin_direction(Xt)
         return cls(X=X, y=y, depth=depth, alpha=alpha, Xt=Xt,
                    log_alpha_D=log_alpha_D, gamma2=gamma2)
