@@ -1,4 +1,7 @@
-"""Invariants that every trajectory must satisfy (math.md), measured on saved points.
+"""Diagnostics of a trajectory: the invariants every trajectory must satisfy, and where
+it stands with respect to the implicit-bias solutions (second half of this file).
+
+Invariants (math.md), measured on saved points:
 
 * ``conservation``: the conservation law, D = 2: u+ u- = alpha², i.e. delta+ + delta- = 0;
   D > 2: u+^{2-D} + u-^{2-D} = 2 alpha^{2-D}, i.e. e^{-a delta+} + e^{-a delta-} = 2.
@@ -14,12 +17,20 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from ._kernels.flow import softplus
+from .exceptions import FlowkitError, ParameterError
+from .maxmargin import MU_RANGE
+from .maxmargin.l1 import solve_l1
+from .maxmargin.l2 import solve_l2
+from .maxmargin.q import solve_q
+from .problem import positive_float
 
-__all__ = ["invariants"]
+__all__ = ["invariants", "normalized_margins", "support_vectors", "mu_eff", "q_distance",
+           "excess_l1", "condition5", "Condition5", "implicit_bias"]
 
 
 def invariants(problem, gamma, delta, margin, gamma_state, log_time):
@@ -45,3 +56,162 @@ def invariants(problem, gamma, delta, margin, gamma_state, log_time):
         "margin_increments": float(np.min(inc, initial=np.inf)),
         "lemma3_slack": float(np.min(lemma3)),
     }
+
+
+# ---------------------------------------------------------------- implicit bias along a trajectory
+# (math.md, "Link to the flow"; the paper's Theorem 6 and Condition 5)
+
+def _tilde(traj):
+    if traj.flow is None:
+        raise FlowkitError("this Trajectory carries no problem (X, y); diagnostics need it")
+    return traj.flow.problem.Xt
+
+
+def normalized_margins(traj):
+    """(n, N) margins y_k x_kᵀ w / γ at every saved point (NaN while γ <= 0)."""
+    m = traj.w @ _tilde(traj).T
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(traj.margin[:, None] > 0, m / traj.margin[:, None], np.nan)
+
+
+def support_vectors(traj, rtol=1e-3):
+    """Per saved point, the samples with y_k x_kᵀ w <= (1 + rtol) γ (the paper's footnote 4,
+    with a tolerance: at finite γ̃ margins of support vectors differ by O(1) while γ ~ γ̃)."""
+    rtol = positive_float("rtol", rtol)
+    r = normalized_margins(traj)
+    return tuple(tuple(int(k) for k in np.flatnonzero(row <= 1.0 + rtol)) if np.all(np.isfinite(row))
+                 else () for row in r)
+
+
+def mu_eff(traj):
+    """μ_eff = α^D / γ (math.md, "Link to the flow"): where on the Q_μ path the
+    trajectory is.  Formed in logs; NaN while γ <= 0."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(traj.margin > 0,
+                        np.exp(traj.depth * math.log(traj.alpha) - np.log(np.abs(traj.margin))), np.nan)
+
+
+def q_distance(traj):
+    """‖ŵ - w_Q(μ_eff)‖₂ at every saved point, w_Q the Q^D_μ max-margin point (margin 1,
+    like ŵ).  Solved warm-started point to point.  For μ_eff above the Q solver's range the
+    ℓ2 point stands in (Q_μ differs from it by O(μ⁻²) < 1e-12 there); below it, and while
+    γ <= 0, NaN.  Returns (distance, mu_eff)."""
+    Xt, D = _tilde(traj), traj.depth
+    mus = mu_eff(traj)
+    lo, hi = MU_RANGE
+    out = np.full(len(mus), np.nan)
+    l2 = None
+    prev = None
+    for k in np.argsort(-np.nan_to_num(mus, nan=-np.inf)):
+        mu = mus[k]
+        if not np.isfinite(mu) or mu < lo:
+            continue
+        if mu > hi:
+            l2 = l2 or solve_l2(Xt)
+            target = l2.w
+        else:
+            prev = solve_q(Xt, float(mu), D, nu0=None if prev is None else prev.dual,
+                           support=None if prev is None else prev.support)
+            target = prev.w
+        out[k] = float(np.linalg.norm(traj.w_hat[k] - target))
+    return out, mus
+
+
+def excess_l1(traj):
+    """‖ŵ‖₁ / ‖w_ℓ1‖₁ - 1 at every saved point (the paper's Fig. 5(a)); NaN while γ <= 0."""
+    ref = solve_l1(_tilde(traj)).objective
+    with np.errstate(invalid="ignore"):
+        return np.where(traj.margin > 0, np.sum(np.abs(traj.w_hat), axis=1) / ref - 1.0, np.nan)
+
+
+@dataclass(frozen=True)
+class Condition5:
+    """The paper's Condition 5 on a finite trajectory: for every sample k that is not a
+    support vector of ``limit`` (x̃_kᵀ ŵ_limit > 1), y_k x_kᵀ w / γ >= ρ₀ > 1 for all saved
+    γ̃ in ``window``.  ``rho_min`` is the smallest such ratio, attained at ``witness``
+    (sample, γ̃); ``violations`` lists (sample, γ̃, ratio) where the bound fails (the first
+    one per sample)."""
+
+    holds: bool
+    rho0: float
+    rho_min: float
+    window: tuple
+    nonsupport: tuple
+    witness: tuple
+    violations: tuple
+    limit: np.ndarray = field(repr=False)
+
+
+def condition5(traj, *, limit=None, window=None, rho0=None):
+    """Check Condition 5 (see :class:`Condition5`) on the saved points.
+
+    ``limit``: the limit predictor whose non-support vectors are checked; by default the
+    Q^D_μ point at the stopping μ = α^D/γ̃_final (Theorem 6), the ℓ2 point above the Q
+    range and, for D = 2, the ℓ1 point below it.  ``window``: (γ̃_lo, γ̃_hi); by default
+    from 1% of min(α^D, γ̃_final) -- standing in for the paper's exp(-o(α^D)) -- (or
+    the first point with γ > 0, if later) to the end.  ``rho0``: the bound ρ₀ > 1.  The
+    condition is asymptotic in α, so on one finite trajectory ρ₀ must be chosen; by default
+    it is halfway to the limit's own smallest non-support margin, 1 + (min_k x̃_kᵀŵ_limit - 1)/2:
+    a point that is a support vector earlier in the window (ratio near 1, as when it leaves
+    the support along the Q_μ path) fails it, a point that stays separated passes.
+    """
+    Xt, D = _tilde(traj), traj.depth
+    g_end = float(traj.gamma[-1])
+    log_mu = D * math.log(traj.alpha) - math.log(g_end)
+    if limit is None:
+        lo, hi = MU_RANGE
+        if log_mu > math.log(hi):
+            limit = solve_l2(Xt).w
+        elif log_mu >= math.log(lo):
+            limit = solve_q(Xt, math.exp(log_mu), D).w
+        elif D == 2:
+            limit = solve_l1(Xt).w
+        else:
+            raise ParameterError("the stopping mu = alpha^D/gamma~ is below the Q solver's range "
+                                 "and D > 2: pass limit= (e.g. a max_margin(..., 'l2/D') point)")
+    limit = np.asarray(getattr(limit, "w", limit), dtype=float)
+    if limit.shape != (Xt.shape[1],) or not np.all(np.isfinite(limit)):
+        raise ParameterError(f"limit must be a finite vector of {Xt.shape[1]} weights")
+    lm = Xt @ limit
+    lm = lm / lm.min()
+    nonsupport = np.flatnonzero(lm > 1.0 + 1e-6)
+    positive = traj.margin > 0
+    if window is None:
+        start = 0.01 * min(math.exp(min(D * math.log(traj.alpha), 700.0)), g_end)
+        first = traj.gamma[np.argmax(positive)] if positive.any() else g_end
+        window = (max(start, float(first)), g_end)
+    lo_w, hi_w = (float(v) for v in window)
+    inside = (traj.gamma >= lo_w) & (traj.gamma <= hi_w) & positive
+    if not inside.any() or not lo_w <= hi_w:
+        raise ParameterError(f"window {window!r} holds no saved point with positive margin")
+    if len(nonsupport) == 0:
+        return Condition5(True, math.nan, math.inf, (lo_w, hi_w), (), (), (), limit)
+    gap = float(np.min(lm[nonsupport])) - 1.0
+    thr = 1.0 + gap / 2.0 if rho0 is None else positive_float("rho0", rho0)
+    if not thr > 1.0:
+        raise ParameterError(f"rho0 must be > 1 (Condition 5); got {rho0!r}")
+    r = normalized_margins(traj)[inside][:, nonsupport]
+    gam = traj.gamma[inside]
+    j, c = np.unravel_index(int(np.argmin(r)), r.shape)
+    violations = []
+    for col, k in enumerate(nonsupport):
+        bad = np.flatnonzero(r[:, col] < thr)
+        if len(bad):
+            violations.append((int(k), float(gam[bad[0]]), float(r[bad[0], col])))
+    rho_min = float(r[j, c])
+    return Condition5(holds=not violations, rho0=thr, rho_min=rho_min, window=(lo_w, hi_w),
+                      nonsupport=tuple(int(k) for k in nonsupport),
+                      witness=(int(nonsupport[c]), float(gam[j])), violations=tuple(violations),
+                      limit=limit)
+
+
+def implicit_bias(traj):
+    """All of the above in one dict: gamma, mu_eff, support, q_distance, excess_l1 and
+    condition5 (with its defaults)."""
+    dist, mus = q_distance(traj)
+    try:
+        c5 = condition5(traj)
+    except ParameterError:
+        c5 = None
+    return dict(gamma=traj.gamma, mu_eff=mus, support=support_vectors(traj), q_distance=dist,
+                excess_l1=excess_l1(traj), condition5=c5)
