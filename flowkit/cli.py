@@ -1,7 +1,10 @@
-"""Command line: ``flowkit run`` integrates one trajectory and prints its end point.
+"""Command line: ``flowkit run`` integrates one trajectory and prints its end point;
+``flowkit maxmargin`` solves one max-margin problem; ``flowkit path`` traces the Q_mu path.
 
     flowkit run (--dataset NAME | --data FILE) --depth D --alpha A
                 (--gamma G | --loss 1e-8700 | --mu M) [--rtol R] [--method M] [--json]
+    flowkit maxmargin --kind l1|l2|Q|l2/D [--mu M] [--depth D] (--dataset NAME | --data FILE) [--json]
+    flowkit path [--depth D] [--mu-range HI LO] (--dataset NAME | --data FILE) [--json]
 """
 from __future__ import annotations
 
@@ -16,6 +19,8 @@ from . import datasets
 from .exceptions import FlowkitError
 from .flow import METHODS, IntegrationError
 from .integrator import integrate
+from .maxmargin import KINDS, max_margin
+from .qpath import q_path
 
 __all__ = ["main"]
 
@@ -24,9 +29,7 @@ def _parser():
     parser = argparse.ArgumentParser(prog="flowkit", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="integrate one gradient-flow trajectory")
-    src = run.add_mutually_exclusive_group(required=True)
-    src.add_argument("--dataset", choices=sorted(datasets.BUILTIN), help="built-in dataset")
-    src.add_argument("--data", metavar="FILE", help=".csv (label last) or .npz (X, y)")
+    _data_args(run)
     run.add_argument("--depth", type=int, required=True, help="network depth D >= 2")
     run.add_argument("--alpha", type=float, required=True, help="initialisation scale > 0")
     stop = run.add_mutually_exclusive_group(required=True)
@@ -36,11 +39,86 @@ def _parser():
     run.add_argument("--rtol", type=float, default=1e-10)
     run.add_argument("--method", choices=sorted(METHODS), default="Radau")
     run.add_argument("--json", action="store_true", help="machine-readable output")
+
+    mm = sub.add_parser("maxmargin", help="solve one max-margin problem, with its KKT certificate")
+    mm.add_argument("--kind", choices=KINDS, required=True)
+    mm.add_argument("--mu", type=float, help="Q^D_mu scale (kind Q only)")
+    mm.add_argument("--depth", type=int, default=2, help="D for kinds Q and l2/D (default 2)")
+    mm.add_argument("--starts", type=int, default=32, help="random restarts for l2/D")
+    _data_args(mm)
+    mm.add_argument("--json", action="store_true", help="machine-readable output")
+
+    path = sub.add_parser("path", help="trace the Q_mu max-margin path and its kinks")
+    path.add_argument("--depth", type=int, default=2)
+    path.add_argument("--mu-range", type=float, nargs=2, metavar=("HI", "LO"), default=(1e3, 1e-4))
+    path.add_argument("--max-angle", type=float, default=0.01,
+                      help="largest angle between consecutive directions (radians)")
+    _data_args(path)
+    path.add_argument("--json", action="store_true", help="machine-readable output")
     return parser
 
 
+def _data_args(p):
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--dataset", choices=sorted(datasets.BUILTIN), help="built-in dataset")
+    src.add_argument("--data", metavar="FILE", help=".csv (label last) or .npz (X, y)")
+
+
+def _load(args):
+    return datasets.load(args.dataset) if args.dataset else datasets.load_file(args.data)
+
+
+def _vec(a):
+    return np.array2string(np.asarray(a), precision=12, max_line_width=200)
+
+
+def _maxmargin(args):
+    X, y = _load(args)
+    r = max_margin(X, y, args.kind, mu=args.mu, depth=args.depth, starts=args.starts)
+    if args.json:
+        print(json.dumps(dict(r.as_dict(), dataset=args.dataset or args.data), indent=2))
+        return
+    what = {"l2": "min ||w||_2", "l1": "min ||w||_1", "Q": f"min Q^{args.depth}_mu, mu={r.mu}",
+            "l2/D": f"min ||w||_(2/{args.depth}) (KKT points)"}[args.kind]
+    print(f"dataset       {args.dataset or args.data}   {what}  s.t. y_n x_n.w >= 1")
+    print(f"w             {_vec(r.w)}")
+    print(f"objective     {r.objective:.15g}")
+    print(f"support       {r.support.tolist()}   dual nu = {_vec(r.dual)}")
+    print(f"KKT residual  {r.kkt_residual:.3g}   ({r.info['seconds']:.3f} s)")
+    if r.unique is not None:
+        print(f"unique        {r.unique}")
+    if r.face is not None:
+        print(f"optimal face  dimension {r.face.dimension}, vertices:")
+        for v in r.face.vertices:
+            print(f"              {_vec(v)}")
+    if len(r.kkt_points) > 1:
+        print(f"KKT points    {len(r.kkt_points)} distinct from {r.info['starts']} starts, best first:")
+        for p in r.kkt_points:
+            print(f"              {p.objective:<14.10g} w = {_vec(p.w)}  support {p.support.tolist()}")
+
+
+def _path(args):
+    X, y = _load(args)
+    p = q_path(X, y, depth=args.depth, mu_range=tuple(args.mu_range), max_angle=args.max_angle)
+    if args.json:
+        print(json.dumps(dict(p.as_dict(), dataset=args.dataset or args.data), indent=2))
+        return
+    print(f"dataset       {args.dataset or args.data}   Q^{p.depth}_mu path, mu {p.mu[0]:g} -> {p.mu[-1]:g}")
+    print(f"points        {len(p)} ({p.info['seconds']:.3f} s), largest KKT residual "
+          f"{p.info['max_kkt_residual']:.3g}")
+    for k in p.kinks:
+        print(f"kink          mu* = {k.mu:.12g} (rel. {k.rtol:.1g}): support {list(k.support_above)} "
+              f"above -> {list(k.support_below)} below")
+    if not p.kinks:
+        print("kinks         none in this range")
+    idx = np.unique(np.linspace(0, len(p) - 1, min(len(p), 12)).round().astype(int))
+    print(f"{'mu':>14}  w (margin 1)")
+    for i in idx:
+        print(f"{p.mu[i]:14.6g}  {_vec(p.w[i])}")
+
+
 def _run(args):
-    X, y = datasets.load(args.dataset) if args.dataset else datasets.load_file(args.data)
+    X, y = _load(args)
     traj = integrate(X, y, depth=args.depth, alpha=args.alpha, gamma=args.gamma,
                      loss=args.loss, mu=args.mu, rtol=args.rtol, method=args.method)
     out = dict(traj.final)
@@ -64,8 +142,7 @@ def _run(args):
 def main(argv=None):
     args = _parser().parse_args(argv)
     try:
-        if args.command == "run":
-            _run(args)
+        {"run": _run, "maxmargin": _maxmargin, "path": _path}[args.command](args)
     except FlowkitError as exc:
         print(f"flowkit: error: {exc}", file=sys.stderr)
         return 2
