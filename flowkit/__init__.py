@@ -5,7 +5,7 @@ Entry point: :func:`integrate`.  The solutions trajectories tend to: :func:`max_
 and :func:`q_path`; where a trajectory stands: :mod:`flowkit.diagnostics`.
 Math: math.md of the project's reference.
 """
-from . import datasets, diagnostics
+from . import datasets, diagnostics, potentials
 from ._version import __version__
 from .exceptions import (DataError, FlowkitError, NotSeparableError, NumericalRangeError,
                          ParameterError, StoppingRuleError)
@@ -19,7 +19,7 @@ from .trajectory import Trajectory
 
 __all__ = [
     "integrate", "Trajectory", "Problem", "datasets", "gamma_from_loss", "METHODS",
-    "max_margin", "MaxMargin", "L1Face", "q_path", "QPath", "Kink", "diagnostics",
+    "max_margin", "MaxMargin", "L1Face", "q_path", "QPath", "Kink", "diagnostics", "potentials",
     "FlowkitError", "DataError", "NotSeparableError", "ParameterError", "StoppingRuleError",
     "NumericalRangeError", "IntegrationError", "__version__",
 ]
