@@ -40,8 +40,15 @@ _STOPPING_KINDS = ("gamma", "loss", "mu")
 
 
 def canonical_json(obj):
-    """Deterministic JSON: sorted keys, no spaces, floats by repr (Python's json)."""
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), allow_nan=True)
+    """Deterministic JSON: sorted keys, no spaces, floats by repr (Python's json, which
+    writes NaN/Infinity for non-finite floats), numpy scalars and arrays as numbers."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), allow_nan=True, default=_plain)
+
+
+def _plain(obj):
+    if isinstance(obj, (np.generic, np.ndarray)):
+        return obj.tolist()
+    raise TypeError(f"cannot store {type(obj).__name__} {obj!r} as JSON")
 
 
 def _real(name, value, error=ParameterError):

@@ -82,6 +82,14 @@ def open_store(path, mode="r"):
 
 
 class Store:
+    """A trajectory store (see the module docstring); get one from ``open_store``.
+
+    Reading: ``run_ids()``, ``run_id in store``, ``len(store)``, ``summary()``,
+    ``info(run_id)``, ``load(run_id)``, ``pending``.  Writing (mode "a"):
+    ``write(traj, X=, y=, dataset=, settings=)``, ``write_failure(X=, y=, dataset=,
+    settings=, error=)``, ``commit()``, ``close()``.
+    """
+
     def __init__(self, path, mode="r"):
         if mode not in ("r", "a"):
             raise ParameterError(f"store mode must be 'r' or 'a'; got {mode!r}")
