@@ -661,3 +661,31 @@ def test_check_survives_a_crashing_or_hanging_hdf5(tmp_path, full_store, runs, m
     report = salvage(full_store, str(tmp_path / "out.h5"), timeout=1.0)
     assert "crashed" in report.bad[crash] and "hung" in report.bad[hang]
     assert report.salvaged == sorted({r for _, _, r in runs} - {crash, hang})
+
+
+def test_damaged_journal_file_is_set_aside_and_recomputed(tmp_path, runs, data):
+    """A crash cannot damage a journal file (it appears by rename, complete); bad storage
+    can.  The next writer moves it aside with a warning instead of failing every resume,
+    and check_store reports it."""
+    path = str(tmp_path / "s.h5")
+    X, y = data
+    (s0, t0, r0), (s1, t1, r1) = runs[:2]
+
+    def leave_journal():
+        store = open_store(path, mode="a")
+        store.write(t0, X=X, y=y, dataset="fig4a", settings=s0)
+        store.write(t1, X=X, y=y, dataset="fig4a", settings=s1)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    _wait(_fork(leave_journal))
+    bad = f"{path}.journal/{r1}.h5"
+    with open(bad, "r+b") as fh:
+        fh.truncate(os.path.getsize(bad) // 2)
+    report = check_store(path)
+    assert not report.ok and report.journal_good == [r0] and list(report.journal_bad) == [f"{r1}.h5"]
+    with pytest.warns(RuntimeWarning, match=f"{r1}.h5.*corrupt"):
+        store = open_store(path, mode="a")
+    assert store.run_ids() == [r0] and os.path.exists(bad + ".corrupt")
+    store.write(t1, X=X, y=y, dataset="fig4a", settings=s1)
+    store.close()
+    assert open_store(path).run_ids() == sorted([r0, r1])

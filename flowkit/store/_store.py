@@ -184,10 +184,11 @@ class Store:
         with self._open_main() as f:
             for rid in run_names(f, self.path):
                 seen.add(rid)
-                rows.append(self._row(rid, lambda rid=rid: read_attrs(f["runs"][rid]), True))
+                rows.append(self._row(rid, lambda rid=rid: (read_attrs(f["runs"][rid]), True)))
         for rid in self._journal_ids():
             if rid not in seen:
-                rows.append(self._row(rid, lambda rid=rid: self._journal_attrs(rid), False))
+                # via _record: a journal file merged meanwhile is found in main
+                rows.append(self._row(rid, lambda rid=rid: self._attrs_anywhere(rid)))
         df = pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS))
         return df.sort_values(["timestamp", "run_id"], kind="stable").reset_index(drop=True)
 
@@ -352,8 +353,9 @@ class Store:
             except _H5_ERRORS as exc:
                 raise StoreError(f"{path}: run {rid} is damaged ({exc})") from None
 
-    def _journal_attrs(self, rid):
-        return self._read_journal(rid, attrs_only=True)
+    def _attrs_anywhere(self, rid):
+        attrs, where = self._record(rid, verify=False, attrs_only=True)
+        return attrs, where == self.path
 
     @staticmethod
     def _attr(f, rid, key):
@@ -407,11 +409,12 @@ class Store:
                                  f"`flowkit store check` salvages the intact runs")
         return rec
 
-    def _row(self, rid, read, committed):
+    def _row(self, rid, read):
+        """Summary row of one run; ``read()`` -> (attributes, committed)."""
         row = dict.fromkeys(SUMMARY_COLUMNS)
-        row.update(run_id=rid, committed=committed)
+        row.update(run_id=rid)
         try:
-            at = read()
+            at, row["committed"] = read()
             stats = json.loads(at.get("stats") or "{}")
             stopping = json.loads(at["stopping"])
         except (StoreError, *_H5_ERRORS) as exc:
