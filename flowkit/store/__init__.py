@@ -2,7 +2,7 @@
 
 ::
 
-    from flowkit.store import open_store, run_id
+    from flowkit.store import integrate_kwargs, open_store, run_id
 
     settings = dict(depth=3, alpha=0.5, stopping={"gamma": 1e6})
     with open_store("sweep.h5", mode="a") as store:          # the one writer
