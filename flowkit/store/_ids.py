@@ -92,6 +92,10 @@ def _canonical_stopping(stopping):
             except ValueError:
                 raise StoppingRuleError(f"stopping {stopping!r}: {kind} must be a number") from None
         stopping = {kind: value}
+    if isinstance(stopping, dict) and set(stopping) == {"excess_l1", "gamma_max"}:
+        # the event rule of flowkit.events.until_excess_l1 (sweeps)
+        return {"excess_l1": _real("excess_l1", stopping["excess_l1"], StoppingRuleError),
+                "gamma_max": _real("gamma_max", stopping["gamma_max"], StoppingRuleError)}
     if not isinstance(stopping, dict) or len(stopping) != 1:
         raise StoppingRuleError(
             f"stopping must be one rule such as {{'gamma': 1e6}}, {{'mu': 0.5}} or {{'loss': '1e-8700'}}; got {stopping!r}")
@@ -104,9 +108,9 @@ def _canonical_stopping(stopping):
 
 
 def describe_stopping(stopping):
-    """'gamma=1000.0' etc. from a canonical stopping dict (as in Trajectory.stopping)."""
-    (kind, value), = stopping.items()
-    return f"{kind}={value}"
+    """'gamma=1000.0' etc. from a canonical stopping dict (as in Trajectory.stopping);
+    the excess-l1 event reads 'excess_l1=0.05,gamma_max=1e8'."""
+    return ",".join(f"{kind}={value}" for kind, value in stopping.items())
 
 
 def canonical_settings(*, depth, alpha, stopping, method="Radau", rtol=1e-10, atol=None,
@@ -149,6 +153,9 @@ def canonical_settings(*, depth, alpha, stopping, method="Radau", rtol=1e-10, at
 def integrate_kwargs(settings):
     """Keyword arguments of ``flowkit.integrate`` for (canonical or raw) ``settings``."""
     s = canonical_settings(**settings)
+    if "excess_l1" in s["stopping"]:
+        raise StoppingRuleError("the excess_l1 event runs through flowkit.events.until_excess_l1, "
+                                "not integrate")
     kw = {k: v for k, v in s.items() if k != "stopping"}
     kw.update(s["stopping"])
     return kw

@@ -190,7 +190,14 @@ def _check_describes(traj, X, y, s):
     if s["atol"] is not None and not np.array_equal(
             np.broadcast_to(np.asarray(s["atol"]), (d + 1,)), np.asarray(traj.stats.get("atol"))):
         bad(f"atol {traj.stats.get('atol')} vs settings {s['atol']}")
-    target = resolve_stopping_rule(**s["stopping"], log_alpha_D=s["depth"] * math.log(s["alpha"])).gamma
+    if "excess_l1" in s["stopping"]:  # an event run ends at its crossing (flowkit.events)
+        ev = traj.stats.get("event") or {}
+        if ev.get("level") != s["stopping"]["excess_l1"] or ev.get("gamma_max") != s["stopping"]["gamma_max"]:
+            bad(f"event {ev or 'missing'} vs settings {s['stopping']}")
+        target = ev["gamma_first"] if ev["reached"] else ev["gamma_max"]
+    else:
+        target = resolve_stopping_rule(**s["stopping"],
+                                       log_alpha_D=s["depth"] * math.log(s["alpha"])).gamma
     if traj.gamma[-1] != target:
         bad(f"final gamma~ {traj.gamma[-1]!r} vs the target {target!r} of {s['stopping']}")
     if not np.array_equal(traj.gamma, save_grid(target, s["points_per_decade"], s["save_at"] or ())):
