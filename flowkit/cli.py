@@ -5,6 +5,9 @@
                 (--gamma G | --loss 1e-8700 | --mu M) [--rtol R] [--method M] [--json]
     flowkit maxmargin --kind l1|l2|Q|l2/D [--mu M] [--depth D] (--dataset NAME | --data FILE) [--json]
     flowkit path [--depth D] [--mu-range HI LO] (--dataset NAME | --data FILE) [--json]
+    flowkit sweep CONFIG --out FILE.h5 [--scheduler tcp://HOST:PORT] [--workers N] [--no-progress]
+    flowkit store check FILE [--salvage-to OUT]
+    flowkit store summary FILE [--json]
 """
 from __future__ import annotations
 
@@ -16,7 +19,7 @@ import sys
 import numpy as np
 
 from . import datasets
-from .exceptions import FlowkitError
+from .exceptions import FlowkitError, ParameterError
 from .flow import METHODS, IntegrationError
 from .integrator import integrate
 from .maxmargin import KINDS, max_margin
@@ -55,6 +58,23 @@ def _parser():
                       help="largest angle between consecutive directions (radians)")
     _data_args(path)
     path.add_argument("--json", action="store_true", help="machine-readable output")
+
+    sw = sub.add_parser("sweep", help="run a TOML grid of trajectories into one HDF5 store")
+    sw.add_argument("config", help="sweep configuration (TOML; see examples/sweep.toml)")
+    sw.add_argument("--out", required=True, help="HDF5 store to fill (created if absent)")
+    sw.add_argument("--scheduler", help="Dask scheduler address tcp://HOST:PORT (default: local processes)")
+    sw.add_argument("--workers", type=int, help="local worker processes (default: all cores)")
+    sw.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    st = sub.add_parser("store", help="inspect an HDF5 store")
+    stsub = st.add_subparsers(dest="store_command", required=True)
+    chk = stsub.add_parser("check", help="report what is readable; salvage a damaged store")
+    chk.add_argument("file")
+    chk.add_argument("--salvage-to", metavar="OUT", help="new file for the intact runs "
+                     "(default FILE.salvaged.h5)")
+    summ = stsub.add_parser("summary", help="one line per run")
+    summ.add_argument("file")
+    summ.add_argument("--json", action="store_true", help="machine-readable output")
     return parser
 
 
@@ -139,17 +159,52 @@ def _run(args):
     print("invariants   " + ", ".join(f"{k}={v:.3g}" for k, v in inv.items()))
 
 
+def _sweep(args):
+    from .sweep import load_config, run_sweep
+
+    if args.workers is not None and args.scheduler:
+        raise ParameterError("--workers applies to local runs; a Dask cluster sizes itself")
+    if args.workers is not None and args.workers < 1:
+        raise ParameterError(f"--workers must be >= 1; got {args.workers}")
+    specs = load_config(args.config)
+    rep = run_sweep(specs, args.out, scheduler=args.scheduler, workers=args.workers,
+                    progress=not args.no_progress)
+    print(f"sweep        {args.config} -> {args.out}: {rep.total} runs, {rep.skipped} already stored, "
+          f"{rep.done} computed ({rep.failed} failed), {rep.pending} pending, {rep.seconds:.1f} s")
+    if rep.interrupted:
+        print("interrupted: finished runs are stored; run the same command again to complete")
+        return 130
+    return 0 if rep.pending == 0 else 1
+
+
+def _store(args):
+    from .store import main_check, open_store
+
+    if args.store_command == "check":
+        return main_check(args.file, args.salvage_to)
+    with open_store(args.file) as store:
+        df = store.summary()
+    if args.json:
+        print(df.to_json(orient="records", indent=2))
+    else:
+        import pandas as pd
+        with pd.option_context("display.max_rows", None, "display.width", 200):
+            print(df.to_string(index=False))
+    return 0
+
+
 def main(argv=None):
     args = _parser().parse_args(argv)
     try:
-        {"run": _run, "maxmargin": _maxmargin, "path": _path}[args.command](args)
+        status = {"run": _run, "maxmargin": _maxmargin, "path": _path, "sweep": _sweep,
+                  "store": _store}[args.command](args)
     except FlowkitError as exc:
         print(f"flowkit: error: {exc}", file=sys.stderr)
         return 2
     except IntegrationError as exc:
         print(f"flowkit: integration failed: {exc}", file=sys.stderr)
         return 1
-    return 0
+    return status or 0
 
 
 if __name__ == "__main__":  # pragma: no cover
