@@ -206,3 +206,25 @@ def test_dask_cluster_matches_local(reference_small, tmp_path):
             p.terminate()
         for p in (worker, sched):
             p.wait(timeout=30)
+
+
+def test_store_cli_summary_and_check(reference_small, tmp_path, capsys):
+    import json
+    assert main(["store", "summary", str(reference_small), "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert len(rows) == 8 and {r["dataset"] for r in rows} == {"fig4a", "kink"}
+    assert main(["store", "check", str(reference_small)]) == 0
+    capsys.readouterr()
+    bad = tmp_path / "damaged.h5"
+    data = reference_small.read_bytes()
+    mid = len(data) // 2                            # garbage over a stretch of run data
+    bad.write_bytes(data[:mid] + bytes(range(256)) * 8 + data[mid + 2048:])
+    assert main(["store", "check", str(bad), "--salvage-to", str(tmp_path / "saved.h5")]) == 1
+    out = capsys.readouterr().out
+    assert "saved.h5" in out
+    with open_store(tmp_path / "saved.h5") as store:
+        assert 0 < len(store) <= 8
+    with open_store(bad) as store:  # the damaged run is named when loaded
+        with pytest.raises(flowkit.StoreError, match="damaged.h5"):
+            for rid in store.run_ids():
+                store.load(rid)

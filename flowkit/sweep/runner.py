@@ -3,7 +3,8 @@
 Workers (local processes, or a Dask distributed cluster) run ``execute`` on RunSpecs and
 send back whole Trajectories; only the calling process touches the store, which takes
 its writer lock for the whole sweep.  Finished runs go to the store's journal at once and
-are committed into the HDF5 file every ``commit_every`` seconds and at the end, so a
+are committed into the HDF5 file every ``commit_every`` seconds (or twice the last
+commit's duration, whichever is longer: a commit rewrites the file) and at the end, so a
 SIGKILL loses at most the runs in flight, and running the same sweep again skips every
 run already stored (run ids are content hashes) and completes the rest.  Ctrl-C cancels
 the queued runs, commits the finished ones and returns.
@@ -108,7 +109,7 @@ def _dask(todo, address):
         client.close()
 
 
-def run_sweep(specs, out, *, scheduler=None, workers=None, progress=True, commit_every=2.0):
+def run_sweep(specs, out, *, scheduler=None, workers=None, progress=True, commit_every=5.0):
     """Run every RunSpec not yet in the store at ``out``; returns a SweepReport.
 
     ``scheduler``: a Dask scheduler address (tcp://HOST:PORT) or None for local worker
@@ -133,7 +134,7 @@ def run_sweep(specs, out, *, scheduler=None, workers=None, progress=True, commit
             bar = tqdm(total=len(todo), unit="run", desc="sweep", smoothing=0.1)
         stream = (_dask(todo, scheduler) if scheduler else
                   _local(todo, workers or os.cpu_count() or 1)) if todo else iter(())
-        last_commit = time.monotonic()
+        last_commit, commit_cost = time.monotonic(), 0.0
         try:
             for rid, spec, outcome in stream:
                 if outcome is None:  # the worker process died: leave the run for next time
@@ -148,9 +149,12 @@ def run_sweep(specs, out, *, scheduler=None, workers=None, progress=True, commit
                 done += 1
                 if bar is not None:
                     bar.update()
-                if time.monotonic() - last_commit >= commit_every:
+                # a commit rewrites the whole file: keep it under a third of the time
+                if time.monotonic() - last_commit >= max(commit_every, 2 * commit_cost):
+                    t_c = time.monotonic()
                     store.commit()
                     last_commit = time.monotonic()
+                    commit_cost = last_commit - t_c
         except KeyboardInterrupt:
             interrupted = True
         finally:
