@@ -59,12 +59,13 @@ class RunSpec:
     method: str = "Radau"
     rtol: float = 1e-10
     points_per_decade: int = 20
+    save_at: tuple | None = None  # extra exact save points (γ̃), e.g. the paper's cross-lines
 
     @property
     def settings(self):
         return dict(depth=self.depth, alpha=self.alpha, stopping=self.stop, method=self.method,
                     rtol=self.rtol, atol=None, points_per_decade=self.points_per_decade,
-                    save_at=None)
+                    save_at=None if self.save_at is None else list(self.save_at))
 
 
 _TOP = {"sweep", "stop", "solver"}

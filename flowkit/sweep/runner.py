@@ -51,7 +51,8 @@ def execute(spec):
                                    level=spec.stop["excess_l1"], gamma_max=spec.stop["gamma_max"],
                                    **solver)
         else:
-            traj = integrate(spec.X, spec.y, depth=spec.depth, alpha=spec.alpha, **spec.stop, **solver)
+            traj = integrate(spec.X, spec.y, depth=spec.depth, alpha=spec.alpha, save_at=spec.save_at,
+                             **spec.stop, **solver)
     except (FlowkitError, IntegrationError) as exc:
         return "failed", None, f"{type(exc).__name__}: {exc}"
     return "ok", traj, None
