@@ -14,7 +14,7 @@ from pathlib import Path
 import matplotlib
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import example, given, settings, strategies as st
 from matplotlib.figure import Figure
 from PIL import Image
 
@@ -226,6 +226,17 @@ def test_azimuth_pitch_known_values():
         sphere.azimuth_pitch(np.ones((2, 4)))
 
 
+def test_pitch_keeps_its_digits_near_the_poles():
+    """1e-9 rad from a pole: asin(v3) would round v3 to 1 and give exactly 90°."""
+    for w in ([1e-9, 0, 1], [0, -1e-9, -1]):
+        az, pt = sphere.azimuth_pitch(np.array(w))
+        assert 90 - abs(pt) == pytest.approx(math.degrees(1e-9), rel=1e-9)
+    # and in a centred frame whose pole is the data's
+    c = np.array([0.0, 0.75, 1.192092896e-07])
+    np.testing.assert_allclose(
+        sphere.direction(*sphere.azimuth_pitch([0, 0, 1.0], c), centre=c), [0, 0, 1], atol=1e-14)
+
+
 vectors = st.tuples(*[st.floats(-1, 1, allow_nan=False) for _ in range(3)]).map(
     np.array).filter(lambda v: np.linalg.norm(v) > 1e-3)
 
@@ -243,6 +254,7 @@ def test_centring_rotation_is_proper_and_centres(c):
 
 @settings(max_examples=100, deadline=None)
 @given(w=vectors, c=vectors, centred=st.booleans())
+@example(w=np.array([0.0, 0.0, 1.0]), c=np.array([0.0, 0.75, 1.192092896e-07]), centred=True)
 def test_round_trip(w, c, centred):
     centre = c if centred else None
     az, pt = sphere.azimuth_pitch(w, centre)
