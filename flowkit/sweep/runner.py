@@ -144,7 +144,7 @@ def run_sweep(specs, out, *, scheduler=None, workers=None, progress=True, commit
                 if status == "ok":
                     store.write(traj, X=spec.X, y=spec.y, dataset=spec.dataset, settings=spec.settings)
                 else:
-                    store.write_failure(rid, X=spec.X, y=spec.y, dataset=spec.dataset,
+                    store.write_failure(X=spec.X, y=spec.y, dataset=spec.dataset,
                                         settings=spec.settings, error=error)
                     failed += 1
                 done += 1
