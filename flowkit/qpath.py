@@ -14,7 +14,10 @@ so the kink is the root of
 the first multiplier reaching 0 (a support vector leaving) or the first outside margin
 reaching 1 (one entering).  It is bracketed by the two accepted points, refined by Brent's
 method (bisection-safeguarded) from both sides, and accepted when the two roots agree to
-``kink_rtol``; otherwise the step is halved (two changes inside one step).
+``kink_rtol``; otherwise the step is halved (two changes inside one step).  Where that
+cannot separate them (degenerate data: a sample at margin 1 with multiplier 0 over a
+stretch of μ), the kink is reported with its bracket as ``rtol``: a support change is
+never dropped.
 """
 from __future__ import annotations
 
@@ -113,7 +116,10 @@ def _root(phi, lo, hi, xtol):
         return hi
     if (f_lo > 0) == (f_hi > 0):
         return None
-    return brentq(phi, lo, hi, xtol=xtol, rtol=4 * np.finfo(float).eps, maxiter=200)
+    try:
+        return brentq(phi, lo, hi, xtol=xtol, rtol=4 * np.finfo(float).eps, maxiter=200)
+    except ValueError:  # phi warm-starts, so an end point can re-evaluate to the other sign
+        return None
 
 
 def _locate(Xt, D, above, below, lm_above, lm_below, rtol):
@@ -165,8 +171,11 @@ def q_path(X, y, *, depth=2, mu_range=(1e3, 1e-4), max_angle=0.01, max_step=math
             if kink is None and step > min_step:
                 step, rejected = step / 2, rejected + 1
                 continue
-            if kink is not None:
-                kinks.append(kink)
+            if kink is None:  # degenerate (several changes within min_step): the bracket
+                kink = Kink(mu=math.exp(0.5 * (lm + lm_new)),
+                            support_above=tuple(int(i) for i in cur.support),
+                            support_below=tuple(int(i) for i in new.support), rtol=abs(lm - lm_new))
+            kinks.append(kink)
         pts.append(new)
         lms.append(lm_new)
         cur, lm = new, lm_new

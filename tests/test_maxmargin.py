@@ -267,3 +267,13 @@ def test_l2d_against_vertex_enumeration(seed, depth):
     for p in r.kkt_points:  # everything found is a KKT point of the enumeration
         assert min(np.max(np.abs(p.w - q["w"])) for q in ref) <= 1e-9 * np.max(np.abs(p.w))
     assert r.objective == pytest.approx(ref[0]["objective"] ** (depth / 2), rel=1e-12)
+
+
+def test_q_solver_never_leaves_the_dual_domain():
+    # regression: below the public mu range a fixed-support candidate with nu_n < 0, clipped
+    # to nu >= 0 as the next start, had |X~ᵀnu| > 1 (outside H_D's domain for D > 2) and the
+    # solver raised instead of returning its best certified point
+    from flowkit.maxmargin.q import solve_q
+    Xt = np.array([[0.6, 0.1, 0.2], [1.0, 0.6, 0.6], [1.0, 0.6, 0.4]])
+    r = solve_q(Xt, 6.509675230458174e-10, 5)
+    assert np.all(np.isfinite(r.w)) and (Xt @ r.w).min() == pytest.approx(1.0)

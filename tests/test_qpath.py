@@ -102,3 +102,13 @@ def test_kink_location_against_mpmath(name, depth):
     (j,) = set(k.support_below) - set(k.support_above)
     exact = float(q_kink_mp(y[:, None] * X, depth, k.support_above, j, k.mu * 1.01))
     assert k.mu == pytest.approx(exact, rel=1e-9)
+
+
+def test_degenerate_support_change_is_reported():
+    # sample 2 sits at margin 1 with multiplier ~0 near mu ~ 0.0943: several support
+    # changes within 1e-9 relative; the kink is reported with its bracket, not dropped
+    X = np.array([[0.5, 0.2, 0.5], [0.3, 0.4, 0.3], [0.1, 0.2, 0.9]])
+    p = flowkit.q_path(X, np.ones(3), depth=2)
+    changes = [i for i in range(len(p) - 1) if p.support[i] != p.support[i + 1]]
+    assert len(p.kinks) >= len(changes) >= 1
+    assert any(abs(k.mu / 0.0943354 - 1) < 1e-3 for k in p.kinks)

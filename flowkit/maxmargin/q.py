@@ -168,7 +168,8 @@ def _arc_search(F, nu, f, g, d, pgn):
         new = np.maximum(nu + t * d, 0.0)
         vn = F.Xt.T @ new
         fn = F.value(new, vn)
-        if fn <= f + 1e-4 * float(g @ (new - nu)):
+        # (finite first: an overflowing step makes both sides inf)
+        if np.isfinite(fn) and fn <= f + 1e-4 * float(g @ (new - nu)):
             return new, vn, fn
         # near the solution F's decrease drops below its rounding: judge the step by
         # the projected gradient instead
@@ -209,7 +210,11 @@ def solve_q(Xt, mu, D, nu0=None, support=None, tol=1e-12):
             nu = np.zeros(N)
             nu[S] = nuS
         else:
-            start = _start(Xt, mu, D) if best is None else best[1]
+            start = _start(Xt, mu, D) if best is None else np.maximum(best[1], 0.0)
+            if D > 2 and not float(np.max(np.abs(Xt.T @ start))) < 1.0:
+                # the best candidate so far can have ν_n < 0 (a fixed-support solve):
+                # clipped to ν >= 0 it may leave F's domain
+                start = _start(Xt, mu, D)
             nu, k = projected_newton(Xt, mu, D, start)
             iters += k
             S = support_of(nu)
