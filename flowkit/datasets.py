@@ -5,7 +5,16 @@ Built-ins (all labels +1):
 * ``fig4a``: the paper's Figure 4(a) data (0.6,0.7,0.8), (0.7,0.6,0.6), (1.0,0.5,0.5);
 * ``fig4b``: Figure 4(b) data (0.6,0.7,0.1), (0.4,0.6,0.6), (1.0,0.5,0.5);
 * ``kink``: (0.7,0.9,0.8), (0.3,0.4,0.9), (0.1,0.8,0.8), whose D = 2 Q_mu path changes
-  support vectors near mu ~ 0.35 (the engine's hard regime past that change).
+  support vectors near mu ~ 0.35 (the engine's hard regime past that change);
+* ``fig3b``, ``fig3c``, ``fig3d``: constructed stand-ins for the paper's Figure 3(b)-(d)
+  data, which the paper does not print (search and properties: data/README.md,
+  data/make_fig3.py, tests/test_datasets_fig3.py):
+  ``fig3b`` (0.6,0.1,0.2), (1.0,0.6,0.6), (1.0,0.6,0.4): unique l1 point, the same
+  support vectors for l2 and l1, and the l1 point is also the l_{2/3} and l_{2/10} one;
+  ``fig3c`` (0.4,0.4,0.3), (0.6,0.1,0.1), (1.0,0.6,0.5): Condition 5 holds uniformly,
+  the l1 max-margin solution is a segment;
+  ``fig3d`` (0.9,0.8,0.8), (0.7,0.5,0.4), (0.9,0.2,0.1): an l2 support vector leaves
+  the D = 2 Q_mu path's support at mu0 ~ 0.0449.
 
 CSV files hold one sample per row, the label in the last column (a header line is
 allowed); .npz files hold arrays ``X`` and ``y``.
@@ -19,12 +28,15 @@ import numpy as np
 from .exceptions import DataError
 from .problem import validate_data
 
-__all__ = ["BUILTIN", "load", "load_file", "fig4a", "fig4b", "kink"]
+__all__ = ["BUILTIN", "load", "load_file", "fig4a", "fig4b", "kink", "fig3b", "fig3c", "fig3d"]
 
 BUILTIN = {
     "fig4a": [[0.6, 0.7, 0.8], [0.7, 0.6, 0.6], [1.0, 0.5, 0.5]],
     "fig4b": [[0.6, 0.7, 0.1], [0.4, 0.6, 0.6], [1.0, 0.5, 0.5]],
     "kink": [[0.7, 0.9, 0.8], [0.3, 0.4, 0.9], [0.1, 0.8, 0.8]],
+    "fig3b": [[0.6, 0.1, 0.2], [1.0, 0.6, 0.6], [1.0, 0.6, 0.4]],
+    "fig3c": [[0.4, 0.4, 0.3], [0.6, 0.1, 0.1], [1.0, 0.6, 0.5]],
+    "fig3d": [[0.9, 0.8, 0.8], [0.7, 0.5, 0.4], [0.9, 0.2, 0.1]],
 }
 
 
@@ -46,6 +58,18 @@ def fig4b():
 
 def kink():
     return load("kink")
+
+
+def fig3b():
+    return load("fig3b")
+
+
+def fig3c():
+    return load("fig3c")
+
+
+def fig3d():
+    return load("fig3d")
 
 
 def load_file(path):
