@@ -258,18 +258,21 @@ def test_fig3c_q_path_keeps_the_l2_support(paths):
     assert angle_deg(l2.w, p.w[-1]) == pytest.approx(16.99, abs=0.01)
 
 
-def test_fig3c_condition5_holds_on_a_flow():
+def test_fig3c_flow_leaves_the_q_path_although_its_support_is_constant():
+    # Known shortfall (issue 5 stays open): the Q_mu path of fig3c keeps support {0, 1}, but
+    # the flow cannot follow it -- its multipliers nu(t) only grow, and the path's mu * nu_1
+    # would have to shrink -- so sample 1 leaves the flow's support near mu_eff ~ 0.1 and
+    # Condition 5 (on the trajectory's own limit) fails.  Checked at two alpha and against
+    # the Q_mu point from support enumeration (independent of flowkit's solver).
     X, y, Xt = tilde("fig3c")
-    tr = flowkit.integrate(X, y, depth=2, alpha=10.0, mu=0.05)
-    c = dg.condition5(tr)
-    assert c.holds and c.nonsupport == (2,) and c.rho_min > c.rho0 > 1 and not c.violations
-    # independent: the normalised margin of sample 2, recomputed from w, stays >= 2
-    # over the whole window while samples 0 and 1 both end as support vectors
-    ok = (tr.margin > 0) & (tr.gamma >= c.window[0])
-    r = (tr.w[ok] @ Xt.T) / np.min(tr.w[ok] @ Xt.T, axis=1, keepdims=True)
-    assert np.min(r[:, 2]) >= 2.0
-    assert np.max(r[-1, :2]) < 1.05
-    assert np.min(r[:, 2]) == pytest.approx(c.rho_min, rel=1e-9)
+    w_q, _, S_q = q_mu_max_margin(Xt, 0.01, 2)
+    assert S_q == (0, 1)
+    for alpha in (10.0, 100.0):
+        tr = flowkit.integrate(X, y, depth=2, alpha=alpha, mu=0.01)
+        c = dg.condition5(tr)
+        assert not c.holds and 1 in c.nonsupport and c.violations[0][0] == 1
+        assert np.linalg.norm(tr.w_hat[-1] - w_q) > 0.05
+        assert (Xt @ tr.w_hat[-1])[1] > 1.03
 
 
 def test_fig3c_which_l1_point_depends_on_init(paths):
@@ -341,10 +344,12 @@ def test_fig3d_condition5_fails_below_the_kink_and_holds_above():
     assert np.min(r[:, 2]) < 1 + 1e-6
     w_lim, _, S_lim = q_mu_max_margin(Xt, 0.01, 2)
     assert S_lim == (1,) and Xt[2] @ w_lim > 1.09
-    # stopped at μ = 0.1 > μ0: both ℓ2 support vectors stay; sample 0 stays clear
-    tr2 = flowkit.integrate(X, y, depth=2, alpha=10.0, mu=0.1)
+    # stopped at mu = 0.1 > mu0 the Q_mu path still has support {1, 2}, but the flow
+    # already lets sample 2 go (the same shortfall as fig3c: issue 5 stays open)
+    tr2 = flowkit.integrate(X, y, depth=2, alpha=100.0, mu=0.1)
     c2 = dg.condition5(tr2)
-    assert c2.holds and c2.nonsupport == (0,)
+    assert not c2.holds and 2 in c2.nonsupport
+    assert q_mu_max_margin(Xt, 0.1, 2)[2] == (1, 2)
     ok = (tr2.margin > 0) & (tr2.gamma >= c2.window[0])
     r2 = (tr2.w[ok] @ Xt.T) / np.min(tr2.w[ok] @ Xt.T, axis=1, keepdims=True)
     assert np.min(r2[:, 0]) > 1.3
