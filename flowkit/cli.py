@@ -8,6 +8,8 @@
     flowkit sweep CONFIG --out FILE.h5 [--scheduler tcp://HOST:PORT] [--workers N] [--no-progress]
     flowkit store check FILE [--salvage-to OUT]
     flowkit store summary FILE [--json]
+    flowkit reproduce --out DIR [--reuse] [--reduced] [--workers N] [--no-progress]
+    flowkit accuracy --alpha A --depth D --mu M
 """
 from __future__ import annotations
 
@@ -73,6 +75,18 @@ def _parser():
     chk.add_argument("file")
     chk.add_argument("--salvage-to", metavar="OUT", help="new file for the intact runs "
                      "(default FILE.salvaged.h5)")
+    rep = sub.add_parser("reproduce", help="the paper end to end: sweeps, figures, REPORT.md, summary.json")
+    rep.add_argument("--out", required=True, help="output directory")
+    rep.add_argument("--reuse", action="store_true", help="redraw from DIR/*.h5 without integrating")
+    rep.add_argument("--reduced", action="store_true", help="a small grid (minutes), for checks")
+    rep.add_argument("--workers", type=int, help="local worker processes (default: all cores)")
+    rep.add_argument("--no-progress", action="store_true")
+
+    acc = sub.add_parser("accuracy", help="the loss eps = exp(-alpha^D/mu) as a power of ten")
+    acc.add_argument("--alpha", type=float, required=True)
+    acc.add_argument("--depth", type=int, required=True)
+    acc.add_argument("--mu", type=float, required=True)
+
     summ = stsub.add_parser("summary", help="one line per run")
     summ.add_argument("file")
     summ.add_argument("--json", action="store_true", help="machine-readable output")
@@ -194,11 +208,39 @@ def _store(args):
     return 0
 
 
+def _reproduce(args):
+    from analysis.plan import FULL, REDUCED
+    from analysis.reproduce import reproduce
+
+    reproduce(args.out, reuse=args.reuse, grid=REDUCED if args.reduced else FULL,
+              workers=args.workers, progress=not args.no_progress)
+    return 0
+
+
+def _accuracy(args):
+    """Pure arithmetic in logs (no integration, so no float range limit on γ̃)."""
+    from .problem import _check_depth, positive_float
+
+    alpha, mu = positive_float("alpha", args.alpha), positive_float("mu", args.mu)
+    depth = _check_depth(args.depth)
+    log10_gamma = depth * math.log10(alpha) - math.log10(mu)   # γ̃ = α^D/μ
+    log10_exponent = log10_gamma - math.log10(math.log(10.0))  # |log10 ε| = γ̃ / ln 10
+    if log10_exponent < 300:
+        eps = f"10^{-10.0 ** log10_exponent:.6g}"
+        gam = f"{10.0 ** log10_gamma:.6g}"
+    else:
+        eps = f"10^-(10^{log10_exponent:.6f})"
+        gam = f"10^{log10_gamma:.6f}"
+    print(f"alpha = {alpha:g}, D = {depth}, mu = {mu:g}:  gamma~ = alpha^D/mu = {gam},  "
+          f"eps = exp(-gamma~) = {eps}")
+    return 0
+
+
 def main(argv=None):
     args = _parser().parse_args(argv)
     try:
         status = {"run": _run, "maxmargin": _maxmargin, "path": _path, "sweep": _sweep,
-                  "store": _store}[args.command](args)
+                  "store": _store, "reproduce": _reproduce, "accuracy": _accuracy}[args.command](args)
     except FlowkitError as exc:
         print(f"flowkit: error: {exc}", file=sys.stderr)
         return 2

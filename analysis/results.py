@@ -1,0 +1,120 @@
+"""The paper's numbers from stored data only: the runs (a flowkit store) and the solutions
+file.  Nothing here integrates or solves; ``summary`` is the contract of summary.json.
+
+* accuracy: ε = exp(-α^D/μ) as a power of ten (exact: log10 ε = -α^D/(μ ln 10));
+* fig5b: the γ̃ from which the excess ℓ1 norm stays <= 5% (the event's last downward
+  crossing), against α^D, with a log-log fit (slope a, intercept b, 95% CIs);
+* theorems: distance of ŵ to the ℓ2, Q_μ and ℓ1 points under γ̃ = α^{D/2}, α^D/μ, α^{2D},
+  with the fitted log-log rate;
+* kink_mu0: the first kink of the fig3d Q_μ path;
+* depth_law: μ with excess_ℓ1(Q^D_μ) = δ, fitted as log(1/μ) = a/δ + b (D = 2) and
+  log(1/μ) = a log(1/δ) + b (D > 2).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from flowkit.store import open_store, run_id
+
+from .fits import linear_fit, loglog_fit
+
+__all__ = ["load_runs", "accuracy", "summary", "ACCURACY_EXAMPLES"]
+
+# The paper's accuracy examples (Section 5): (alpha, depth, mu)
+ACCURACY_EXAMPLES = ((100.0, 2, 0.5), (100.0, 2, 0.001), (1.0, 2, 0.001))
+
+
+def accuracy(alpha, depth, mu):
+    """log10 of the loss ε = exp(-α^D/μ) (never formed)."""
+    return -math.exp(depth * math.log(alpha) - math.log(mu)) / math.log(10.0)
+
+
+def load_runs(store_path, plan):
+    """{purpose: [(meta, spec, Trajectory)]} for every planned run, read from the store
+    (a missing run is an error: reproduce runs the sweep first)."""
+    out = {}
+    with open_store(store_path) as store:
+        for purpose, specs in plan.items():
+            rows = []
+            for meta, spec in specs:
+                rid = run_id(spec.X, spec.y, **spec.settings)
+                if rid not in store:
+                    raise LookupError(f"run {rid} ({purpose}, {spec.dataset}, D={spec.depth}, "
+                                      f"alpha={spec.alpha:g}, {spec.stop}) is not in {store_path}")
+                rows.append((meta, spec, store.load(rid, flow=False)))
+            out[purpose] = rows
+    return out
+
+
+def _excess(traj, l1_norm):
+    with np.errstate(invalid="ignore"):
+        return np.where(traj.margin > 0, np.sum(np.abs(traj.w_hat), axis=1) / l1_norm - 1.0, np.nan)
+
+
+def fig5a_curves(runs, sol, dataset):
+    curves = []
+    for meta, spec, tr in runs["fig5a"]:
+        l1 = sol[dataset][f"D{spec.depth}"]["l1_norm"]
+        curves.append(dict(depth=spec.depth, alpha_D=meta["alpha_D"], gamma=tr.gamma,
+                           excess=_excess(tr, l1)))
+    return curves
+
+
+def fig5b(runs):
+    out = {}
+    for meta, spec, tr in runs["fig5b"]:
+        ev = tr.stats["event"]
+        row = out.setdefault(str(spec.depth), {"alpha_D": [], "gamma_5pct": []})
+        row["alpha_D"].append(meta["alpha_D"])
+        row["gamma_5pct"].append(ev["gamma_last_down"] if ev["gamma_last_down"] is not None else math.nan)
+    for row in out.values():
+        f = loglog_fit(row["alpha_D"], row["gamma_5pct"])
+        row.update(slope=f["slope"], slope_ci=f["slope_ci"], intercept=f["intercept"],
+                   intercept_ci=f["intercept_ci"], r2=f["r2"])
+    return out
+
+
+def theorems(runs, sol, dataset):
+    g = sol[dataset]["D2"]
+    targets = {"sublinear_l2": g["l2"], "linear_qmu": sol["theorems"]["q"], "superlinear_l1": g["l1"]}
+    out = {k: {"alpha": [], "distance": []} for k in targets}
+    for meta, spec, tr in runs["theorems"]:
+        kind = meta["rule"]
+        out[kind]["alpha"].append(spec.alpha)
+        out[kind]["distance"].append(float(np.linalg.norm(tr.w_hat[-1] - targets[kind])))
+    for row in out.values():
+        row["rate"] = loglog_fit(row["alpha"], row["distance"])["slope"]
+    out["mu"] = float(sol["theorems"]["mu"])
+    return out
+
+
+def depth_law(sol):
+    out = {}
+    for key, g in sol["depth_law"].items():
+        D = int(key[1:])
+        delta, mu = np.asarray(g["delta"]), np.asarray(g["mu"])
+        ok = np.isfinite(mu)
+        x = 1.0 / delta[ok] if D == 2 else np.log(1.0 / delta[ok])
+        row = {"delta": delta.tolist(), "mu": mu.tolist()}
+        if ok.sum() >= 3:
+            f = linear_fit(x, np.log(1.0 / mu[ok]))
+            row["fit"] = dict(model="log(1/mu) = a/delta + b" if D == 2 else "log(1/mu) = a log(1/delta) + b",
+                              slope=f["slope"], slope_ci=f["slope_ci"], intercept=f["intercept"],
+                              intercept_ci=f["intercept_ci"], r2=f["r2"])
+        out[str(D)] = row
+    return out
+
+
+def summary(runs, sol, grid):
+    """The summary.json document (keys are the issue's contract)."""
+    kinks = sol.get("fig3d", {}).get("D2", {}).get("kinks_mu", np.array([]))
+    return {
+        "accuracy": [dict(alpha=a, depth=D, mu=m, log10_loss=accuracy(a, D, m))
+                     for a, D, m in ACCURACY_EXAMPLES],
+        "fig5b": fig5b(runs),
+        "kink_mu0": {"fig3d": float(kinks[0]) if len(kinks) else None},
+        "theorems": theorems(runs, sol, grid.fig5_dataset),
+        "depth_law": depth_law(sol),
+    }
