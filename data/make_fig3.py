@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 import flowkit
+from flowkit import diagnostics as dg
 
 SEED = 20200
 SAMPLES = 3_000
@@ -72,6 +73,18 @@ def generic(w, rtol=0.05):
 
 
 # ------------------------------------------------------------------ panel (b)
+FLOW_ALPHA = 100.0
+FLOW_MUS = (0.3, 0.1, 0.03, 0.01, 0.003)
+
+
+def flow_follows(X, y, mu, alpha=FLOW_ALPHA):
+    """Condition 5 holds on the flow stopped at gamma~ = alpha^2/mu (its own end point as
+    the limit) and the flow ends within 1% of the Q_mu point."""
+    tr = flowkit.integrate(X, y, depth=2, alpha=alpha, mu=mu, rtol=1e-8, points_per_decade=5)
+    q = flowkit.max_margin(X, y, "Q", mu=mu).w
+    return dg.condition5(tr).holds and np.linalg.norm(tr.w_hat[-1] - q) < 0.01 * np.linalg.norm(q)
+
+
 def check_b(X, y, l2, l1):
     """Unique l1, supp(l2) == supp(l1), no kink for D = 2, 3, 10, l1 = best l_{2/3}, l_{2/10}."""
     if not l1.unique or supp(l2) != supp(l1) or not generic(l2.w):
@@ -124,6 +137,10 @@ def check_c(X, y, l2, l1):
     dmin = min(angle_deg(l2.w, v) for v in V)
     if gap < 0.02 or ang < 3.0 or spread < 3.0:
         return None
+    # Condition 5 is about the flow, not the path: the flow must actually follow the path
+    # (its multipliers only grow), so check runs at large alpha down the path
+    if not all(flow_follows(X, y, mu) for mu in FLOW_MUS):
+        return None
     # the face should be visible but fit a zoomed panel: spread ~10-40 degrees
     score = (min(gap, 1.0) * min(1.0, ang / 10.0) * min(1.0, 25.0 / ang)
              * min(1.0, spread / 10.0) * min(1.0, 40.0 / spread))
@@ -151,12 +168,16 @@ def check_d(X, y, l2, l1):
     k = p.kinks[0]
     if not (0.01 <= k.mu <= 0.5 and k.support_above == supp(l2) and k.support_below == supp(l1)):
         return None
+    # the flow follows the path above the kink (Condition 5 holds there) and not below it
+    if not (flow_follows(X, y, 3.0 * k.mu) and not flow_follows(X, y, k.mu / 5.0)):
+        return None
     centre = math.exp(-abs(math.log(k.mu / 0.05)))                # 1 at mu0 = 0.05
     score = min(gap, slack) * min(1.0, ang / 10.0) * min(1.0, 25.0 / ang) * centre
     return dict(score=score, angle=ang, gap=gap, slack=slack, mu0=k.mu)
 
 
 CHECKS = {"fig3b": check_b, "fig3c": check_c, "fig3d": check_d}
+ONLY = None  # restrict the search to some panels (``--only fig3c fig3d``)
 
 
 def evaluate(X):
@@ -169,6 +190,8 @@ def evaluate(X):
         return {}
     out = {}
     for name, check in CHECKS.items():
+        if ONLY and name not in ONLY:
+            continue
         try:
             r = check(X, y, l2, l1)
         except Exception as exc:  # a solver failure disqualifies the candidate (reported)
@@ -203,9 +226,14 @@ def search(samples=SAMPLES, workers=2, verbose=True):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--write", action="store_true", help="write data/fig3{b,c,d}.csv")
+    ap.add_argument("--only", nargs="+", choices=sorted(CHECKS), help="search these panels only")
     args = ap.parse_args(argv)
+    global ONLY
+    ONLY = args.only
     best = search()
     for name, X in best.items():
+        if ONLY and name not in ONLY:
+            continue
         if X is None:
             sys.exit(f"no dataset found for {name}")
         print(name, X.tolist())
