@@ -11,11 +11,12 @@ Built-ins (all labels +1):
   data/make_fig3.py, tests/test_datasets_fig3.py):
   ``fig3b`` (0.6,0.1,0.2), (1.0,0.6,0.6), (1.0,0.6,0.4): unique l1 point, the same
   support vectors for l2 and l1, and the l1 point is also the l_{2/3} and l_{2/10} one;
-  ``fig3c`` (0.4,0.4,0.3), (0.6,0.1,0.1), (1.0,0.6,0.5): meant to satisfy Condition 5
-  uniformly, which the flow does not (data/README.md, "Known shortfall");
-  the l1 max-margin solution is a segment;
-  ``fig3d`` (0.9,0.8,0.8), (0.7,0.5,0.4), (0.9,0.2,0.1): an l2 support vector leaves
-  the D = 2 Q_mu path's support at mu0 ~ 0.0449.
+  ``fig3c`` (0.2,0.6,0.5), (0.5,0.5,0.4), (0.8,1.0,0.4): the l1 max-margin solution is
+  a segment, the D = 2 Q_mu path keeps the l2 support {0, 1}, and the flow at alpha = 100
+  follows it (Condition 5 holds);
+  ``fig3d`` (0.9,0.5,0.9), (0.7,0.1,0.5), (0.6,0.4,0.1): an l2 support vector (sample 1)
+  leaves the D = 2 Q_mu path's support at mu0 ~ 0.1154; Condition 5 holds on flows
+  stopped above mu0 and fails below.
 
 CSV files hold one sample per row, the label in the last column (a header line is
 allowed); .npz files hold arrays ``X`` and ``y``.
@@ -36,8 +37,8 @@ BUILTIN = {
     "fig4b": [[0.6, 0.7, 0.1], [0.4, 0.6, 0.6], [1.0, 0.5, 0.5]],
     "kink": [[0.7, 0.9, 0.8], [0.3, 0.4, 0.9], [0.1, 0.8, 0.8]],
     "fig3b": [[0.6, 0.1, 0.2], [1.0, 0.6, 0.6], [1.0, 0.6, 0.4]],
-    "fig3c": [[0.4, 0.4, 0.3], [0.6, 0.1, 0.1], [1.0, 0.6, 0.5]],
-    "fig3d": [[0.9, 0.8, 0.8], [0.7, 0.5, 0.4], [0.9, 0.2, 0.1]],
+    "fig3c": [[0.2, 0.6, 0.5], [0.5, 0.5, 0.4], [0.8, 1.0, 0.4]],
+    "fig3d": [[0.9, 0.5, 0.9], [0.7, 0.1, 0.5], [0.6, 0.4, 0.1]],
 }
 
 
