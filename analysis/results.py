@@ -91,18 +91,23 @@ def theorems(runs, sol, dataset):
 
 
 def depth_law(sol):
+    """Per depth: δ, μ(δ), ``fit`` in the paper's model for that depth, and both models'
+    fits (``fit_inverse``: log(1/μ) = a/δ + b; ``fit_power``: log(1/μ) = a log(1/δ) + b)
+    so that the two can be compared on the same data."""
     out = {}
     for key, g in sol["depth_law"].items():
         D = int(key[1:])
         delta, mu = np.asarray(g["delta"]), np.asarray(g["mu"])
         ok = np.isfinite(mu)
-        x = 1.0 / delta[ok] if D == 2 else np.log(1.0 / delta[ok])
         row = {"delta": delta.tolist(), "mu": mu.tolist()}
         if ok.sum() >= 3:
-            f = linear_fit(x, np.log(1.0 / mu[ok]))
-            row["fit"] = dict(model="log(1/mu) = a/delta + b" if D == 2 else "log(1/mu) = a log(1/delta) + b",
-                              slope=f["slope"], slope_ci=f["slope_ci"], intercept=f["intercept"],
-                              intercept_ci=f["intercept_ci"], r2=f["r2"])
+            y = np.log(1.0 / mu[ok])
+            for name, x, model in (("fit_inverse", 1.0 / delta[ok], "log(1/mu) = a/delta + b"),
+                                   ("fit_power", np.log(1.0 / delta[ok]), "log(1/mu) = a log(1/delta) + b")):
+                f = linear_fit(x, y)
+                row[name] = dict(model=model, slope=f["slope"], slope_ci=f["slope_ci"],
+                                 intercept=f["intercept"], intercept_ci=f["intercept_ci"], r2=f["r2"])
+            row["fit"] = row["fit_inverse"] if D == 2 else row["fit_power"]
         out[str(D)] = row
     return out
 
