@@ -161,7 +161,9 @@ def softmax_margins(Xt, w):
 
 
 @njit(cache=True)
-def _evaluate(sigma, z, Xt, D, A, want_jac):
+def _common0(sigma, z, Xt, D, A):
+    """Everything the state z = (y[, omega]) (below XI_SWITCH) gives: the right-hand side f
+    and the vectors the Jacobian is built from.  O(N d): no d x d array is formed."""
     d = Xt.shape[1]
     a = D - 2.0
     y = z[:d]
@@ -176,39 +178,86 @@ def _evaluate(sigma, z, Xt, D, A, want_jac):
 
     # S = sum_i q_i g_i^2, q = e^{(2D-2) delta+} + e^{(2D-2) delta-}, kept as M + log(S~)
     qp, qm, M, St = _weights(dp, dm, g, D)
-    q = qp + qm
+    qg = (qp + qm) * g
 
     # dy/dsigma = (1+R)/D (e^{a delta+} + e^{a delta-}) g / S - beta y
     base = log1pR - math.log(D) - M - math.log(St)
     cfp = np.exp(base + a * dp)
     cfm = np.exp(base + a * dm)
     b = cfp + cfm
+    bg = b * g
     f = np.empty(z.shape[0])
-    f[:d] = b * g - beta * y
+    f[:d] = bg - beta * y
 
-    # d log S / dy: through q (diagonal) and through g = Xtᵀ p(m(y)) (stiff part)
     v = D * (np.exp(A + logphi + D * dp) * sp + np.exp(A + logphi + D * dm) * sm)  # dw/dy
-    C = Xt.T @ (p[:, None] * Xt) - np.outer(g, g)
-    Jg = -C * v[None, :]                                   # dg/dy
     dq = (2.0 * D - 2.0) * phi * (qp * sp - qm * sm)       # dq~/dy
-    lS = (dq * g * g + 2.0 * ((q * g) @ Jg)) / St
-    # omega = log(t kappa) - gamma~: d omega/dsigma = gamma~ expm1(-omega) + d log kappa/dsigma,
-    # and d log kappa/dsigma = lS·(f_y + beta y) = lS·(b g) along the flow
+    # y-diagonal of the Jacobian: d b_i/d y_i g_i - beta (b through delta±; through S: below)
+    delta = a * phi * (cfp * sp - cfm * sm) * g - beta
     if timed:
-        f[d] = gam * math.expm1(-z[d]) + np.dot(lS, b * g)
-    if not want_jac:
-        return f, f[:0].reshape((0, 0))
+        # omega = log(t kappa) - gamma~: d omega/dsigma = gamma~ expm1(-omega) + d log kappa/dsigma,
+        # d log kappa/dsigma = lS·(b g) along the flow, lS = d log S~/dy (see _jac0_factors);
+        # 2 (qg)ᵀ(dg/dy)(b g) = -2 (qg)ᵀ C (v b g) = -2 [(Xt qg)ᵀ(p ⊙ Xt(v b g)) - St gᵀ(v b g)]
+        vbg = v * bg
+        two = np.empty((d, 2))
+        two[:, 0] = qg
+        two[:, 1] = vbg
+        mm = Xt @ two
+        qCvbg = np.sum(p * mm[:, 0] * mm[:, 1]) - St * np.dot(g, vbg)
+        f[d] = gam * math.expm1(-z[d]) + (np.dot(dq * g * g, bg) - 2.0 * qCvbg) / St
+    return f, delta, b, v, p, g, qg, bg, dq, St, gam
 
-    J = np.zeros((z.shape[0], z.shape[0]))
+
+@njit(cache=True)
+def rhs(sigma, z, Xt, D, A):
+    """d z / d sigma for z = (y, omega) or z = y."""
+    return _common0(sigma, z, Xt, D, A)[0]
+
+
+@njit(cache=True)
+def jac_factors(sigma, z, Xt, D, A):
+    """Factors of the Jacobian of ``rhs`` (math: flowkit/structured.py, ``Jacobian0``):
+
+        J_yy = diag(delta) + U Vᵀ,   U = [diag(b) Xtᵀ | b g],   V = [-diag(v) Xtᵀ diag(p) | g v - lS],
+
+    from dg/dy = -C diag(v), C = Xtᵀ diag(p) Xt - g gᵀ (v = dw/dy) and the y-derivative of
+    log S~, lS = (dq g² + 2 (q g)ᵀ dg/dy) / S~ = dq g²/S~ - 2 v ⊙ (Xtᵀ(p ⊙ Xt(q g)) - g S~)/S~
+    (gᵀ q g = S~): O(N d).  Returns (delta, b, v, p, b g, g v - lS, J_omega,omega); the
+    omega row's y-derivatives are left out (omega never feeds back into y, so the Newton
+    iteration converges all the same) and J_omega,omega = 0 when z carries no omega."""
+    d = Xt.shape[1]
+    f, delta, b, v, p, g, qg, bg, dq, St, gam = _common0(sigma, z, Xt, D, A)
+    Cqg = Xt.T @ (p * (Xt @ qg)) - g * St
+    lS = (dq * g * g - 2.0 * v * Cqg) / St
+    jww = -gam * math.exp(-z[d]) if z.shape[0] > d else 0.0
+    return delta, b, v, p, bg, g * v - lS, jww
+
+
+@njit(cache=True)
+def dense_jac0(Xt, delta, b, v, p, bg, r2, jww, n):
+    """The dense n x n Jacobian assembled from ``jac_factors`` (n = d + 1 with omega)."""
+    N, d = Xt.shape
+    U = np.empty((d, N))
+    W = np.empty((N, d))
+    for m in range(N):
+        for i in range(d):
+            U[i, m] = b[i] * Xt[m, i]
+            W[m, i] = -p[m] * Xt[m, i] * v[i]
+    J = np.zeros((n, n))
+    J[:d, :d] = U @ W
     for i in range(d):
         for k in range(d):
-            J[i, k] = b[i] * (Jg[i, k] - g[i] * lS[k])
-        J[i, i] += a * phi * (cfp[i] * sp[i] - cfm[i] * sm[i]) * g[i] - beta
-    # The omega row's y-derivatives (second derivatives of log S) are left out: omega
-    # never feeds back into y, so the Newton iteration converges all the same.
-    if timed:
-        J[d, d] = -gam * math.exp(-z[d])
-    return f, J
+            J[i, k] += bg[i] * r2[k]
+        J[i, i] += delta[i]
+    if n > d:
+        J[d, d] = jww
+    return J
+
+
+@njit(cache=True)
+def jac(sigma, z, Xt, D, A):
+    """Analytic Jacobian d f / d z (dense)."""
+    delta, b, v, p, bg, r2, jww = jac_factors(sigma, z, Xt, D, A)
+    return dense_jac0(Xt, delta, b, v, p, bg, r2, jww, z.shape[0])
 
 
 @njit(cache=True)
@@ -224,19 +273,7 @@ def dlogkappa(sigma, y, Xt, D, A):
     """d log kappa / d sigma along the flow at state y."""
     z = np.zeros(y.shape[0] + 1)
     z[:-1] = y
-    return _evaluate(sigma, z, Xt, D, A, False)[0][-1]
-
-
-@njit(cache=True)
-def rhs(sigma, z, Xt, D, A):
-    """d z / d sigma for z = (y, omega) or z = y."""
-    return _evaluate(sigma, z, Xt, D, A, False)[0]
-
-
-@njit(cache=True)
-def jac(sigma, z, Xt, D, A):
-    """Analytic Jacobian d f / d z."""
-    return _evaluate(sigma, z, Xt, D, A, True)[1]
+    return _common0(sigma, z, Xt, D, A)[0][-1]
 
 
 # ---------------------------------------------------------------------------
@@ -252,7 +289,9 @@ def softmax_offsets(xi):
 
 
 @njit(cache=True)
-def _xi_evaluate(sigma, z, Xt, D, A, want_jac):
+def _common_xi(sigma, z, Xt, D, A):
+    """Right-hand side for z = (y, xi[, omega]) and the vectors its Jacobian is built from;
+    O(N d)."""
     N, d = Xt.shape
     a = D - 2.0
     y = z[:d]
@@ -271,52 +310,85 @@ def _xi_evaluate(sigma, z, Xt, D, A, want_jac):
     cfp = np.exp(base + a * dp)
     cfm = np.exp(base + a * dm)
     b = cfp + cfm
+    bg = b * g
     f = np.empty(n)
-    f[:d] = b * g - beta * y
+    f[:d] = bg - beta * y
     # dm/dgamma~ = Xt (q g)/S (with q, S both scaled by e^{-M})
     av = (Xt @ qg) / St
     f[d:d + N] = gam * (av - np.dot(p, av) + Lam)
     dq = (2.0 * D - 2.0) * phi * (qp * sp - qm * sm)     # dq~/dy (diagonal)
     lSy = dq * g * g / St                                # d log S~/dy
-    Gx = -(Xt.T * p[None, :]) + np.outer(g, p)           # dg/dxi = -Xtᵀ(diag p - p pᵀ)
-    lSx = 2.0 * (qg @ Gx) / St                           # d log S~/dxi
+    # d log S~/dxi = 2 (qg)ᵀ dg/dxi / S~ with dg/dxi = -Xtᵀ(diag p - p pᵀ) and gᵀ qg = S~
+    lSx = 2.0 * p * (1.0 - av)
     if timed:
-        # omega = log(t kappa) - gamma~ (as in _evaluate); d log kappa/dsigma =
+        # omega = log(t kappa) - gamma~ (as in _common0); d log kappa/dsigma =
         # lSy·(y' + beta y) + lSx·xi'  (y' + beta y = b g; lSx·1 = 0)
-        f[n - 1] = gam * math.expm1(-z[n - 1]) + np.dot(lSy, b * g) + np.dot(lSx, f[d:d + N])
-    if not want_jac:
-        return f, f[:0].reshape((0, 0))
-
-    J = np.zeros((n, n))
-    for i in range(d):
-        for k in range(d):
-            J[i, k] = -b[i] * g[i] * lSy[k]
-        J[i, i] += a * phi * (cfp[i] * sp[i] - cfm[i] * sm[i]) * g[i] - beta
-        for m in range(N):
-            J[i, d + m] = b[i] * (Gx[i, m] - g[i] * lSx[m])
-    # pᵀa = gᵀ(q g)/S = 1 identically in (y, xi): its derivatives vanish
-    J[d:d + N, :d] = gam * (Xt * (dq * g)[None, :] / St - np.outer(av, lSy))
-    J[d:d + N, d:d + N] = gam * ((Xt * q[None, :]) @ Gx / St - np.outer(av, lSx))
-    for k in range(N):
-        for m in range(N):
-            J[d + k, d + m] -= gam * p[m]                # d Lambda/d xi = -p
-    # omega row: its (y, xi)-derivatives are left out, as in _evaluate (omega never
-    # feeds back into (y, xi))
-    if timed:
-        J[n - 1, n - 1] = -gam * math.exp(-z[n - 1])
-    return f, J
+        f[n - 1] = gam * math.expm1(-z[n - 1]) + np.dot(lSy, bg) + np.dot(lSx, f[d:d + N])
+    delta = a * phi * (cfp * sp - cfm * sm) * g - beta
+    return f, delta, b, p, q, bg, lSy, lSx, av, dq, g, St, gam
 
 
 @njit(cache=True)
 def xi_rhs(sigma, z, Xt, D, A):
     """d z / d sigma for z = (y, xi) or z = (y, xi, omega)."""
-    return _xi_evaluate(sigma, z, Xt, D, A, False)[0]
+    return _common_xi(sigma, z, Xt, D, A)[0]
+
+
+@njit(cache=True)
+def xi_jac_factors(sigma, z, Xt, D, A):
+    """Factors of the Jacobian of ``xi_rhs`` (math: flowkit/structured.py, ``JacobianXi``):
+
+        J_yy  = diag(delta) - (b g) lSyᵀ                      diagonal + rank 1
+        J_yxi = -diag(b) Xtᵀ diag(p) + (b g) e1ᵀ,  e1 = p - lSx   (dg/dxi = -Xtᵀ(diag p - p pᵀ))
+        J_xiy = Xt diag(h) - u lSyᵀ,   h = gamma~ dq g / S~,  u = gamma~ a_v
+        J_xixi = gamma~ (-(Xt diag(q) Xtᵀ / S~) diag(p) + a_v e1ᵀ - 1 pᵀ)   (N x N, formed)
+
+    (pᵀ a_v = gᵀ(q g)/S~ = 1 identically in (y, xi), so its derivatives vanish;
+    d Lambda/d xi = -p).  Returns (delta, b, p, b g, lSy, e1, h, u, J_xixi, J_omega,omega);
+    the omega row's (y, xi)-derivatives are left out, as in ``jac_factors``."""
+    N, d = Xt.shape
+    n = z.shape[0]
+    f, delta, b, p, q, bg, lSy, lSx, av, dq, g, St, gam = _common_xi(sigma, z, Xt, D, A)
+    Xq = np.empty((N, d))
+    for m in range(N):
+        for i in range(d):
+            Xq[m, i] = Xt[m, i] * q[i]
+    Gq = Xq @ Xt.T                                       # Xt diag(q) Xtᵀ: the O(N² d) part
+    e1 = p - lSx
+    Jxx = np.empty((N, N))
+    for k in range(N):
+        for m in range(N):
+            Jxx[k, m] = gam * (-Gq[k, m] / St * p[m] + av[k] * e1[m] - p[m])
+    jww = -gam * math.exp(-z[n - 1]) if n > d + N else 0.0
+    return delta, b, p, bg, lSy, e1, gam * dq * g / St, gam * av, Jxx, jww
+
+
+@njit(cache=True)
+def dense_xi_jac(Xt, delta, b, p, bg, lSy, e1, h, u, Jxx, jww, n):
+    """The dense n x n Jacobian assembled from ``xi_jac_factors``."""
+    N, d = Xt.shape
+    J = np.zeros((n, n))
+    for i in range(d):
+        for k in range(d):
+            J[i, k] = -bg[i] * lSy[k]
+        J[i, i] += delta[i]
+        for m in range(N):
+            J[i, d + m] = -b[i] * Xt[m, i] * p[m] + bg[i] * e1[m]
+    for m in range(N):
+        for i in range(d):
+            J[d + m, i] = Xt[m, i] * h[i] - u[m] * lSy[i]
+        for k in range(N):
+            J[d + m, d + k] = Jxx[m, k]
+    if n > d + N:
+        J[n - 1, n - 1] = jww
+    return J
 
 
 @njit(cache=True)
 def xi_jac(sigma, z, Xt, D, A):
-    """Analytic Jacobian of ``xi_rhs``."""
-    return _xi_evaluate(sigma, z, Xt, D, A, True)[1]
+    """Analytic Jacobian of ``xi_rhs`` (dense)."""
+    delta, b, p, bg, lSy, e1, h, u, Jxx, jww = xi_jac_factors(sigma, z, Xt, D, A)
+    return dense_xi_jac(Xt, delta, b, p, bg, lSy, e1, h, u, Jxx, jww, z.shape[0])
 
 
 @njit(cache=True)
@@ -345,4 +417,4 @@ def dlogkappa_xi(sigma, y, xi, Xt, D, A):
     z = np.zeros(y.shape[0] + xi.shape[0] + 1)
     z[:y.shape[0]] = y
     z[y.shape[0]:-1] = xi
-    return _xi_evaluate(sigma, z, Xt, D, A, False)[0][-1]
+    return _common_xi(sigma, z, Xt, D, A)[0][-1]
