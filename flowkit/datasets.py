@@ -20,17 +20,25 @@ Built-ins (all labels +1):
 
 CSV files hold one sample per row, the label in the last column (a header line is
 allowed); .npz files hold arrays ``X`` and ``y``.
+
+Generated: ``planted_sparse`` -- Gaussian features labelled by a sparse planted separator
+with a margin (the high-dimensional regime d >> N of the engine's structured linear
+algebra, flowkit/structured.py).
 """
 from __future__ import annotations
 
+import math
+import numbers
 from pathlib import Path
 
 import numpy as np
+from scipy.special import ndtr, ndtri
 
-from .exceptions import DataError
+from .exceptions import DataError, ParameterError
 from .problem import validate_data
 
-__all__ = ["BUILTIN", "load", "load_file", "fig4a", "fig4b", "kink", "fig3b", "fig3c", "fig3d"]
+__all__ = ["BUILTIN", "load", "load_file", "fig4a", "fig4b", "kink", "fig3b", "fig3c", "fig3d",
+           "planted_sparse"]
 
 BUILTIN = {
     "fig4a": [[0.6, 0.7, 0.8], [0.7, 0.6, 0.6], [1.0, 0.5, 0.5]],
@@ -110,3 +118,55 @@ def load_file(path):
         return validate_data(X, y)
     except DataError as exc:
         raise DataError(f"{path}: {exc}") from None
+
+
+def _count(name, value, lo, hi=None):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise ParameterError(f"{name} must be an integer; got {value!r}")
+    value = int(value)
+    if value < lo or (hi is not None and value > hi):
+        bound = f">= {lo}" if hi is None else f"in [{lo}, {hi}]"
+        raise ParameterError(f"{name} must be an integer {bound}; got {value}")
+    return value
+
+
+def planted_sparse(n_samples, n_features, k, seed=0, *, margin=0.1, return_w=False):
+    """Separable Gaussian data labelled by a k-sparse planted separator, with a margin.
+
+    * w* has k nonzero entries, on a uniformly random support, equal to ±1/sqrt(k) with
+      random signs (so ||w*||_2 = 1, ||w*||_1 = sqrt(k));
+    * the rows x_n are standard Gaussian in R^d conditioned on |x_nᵀ w*| >= ``margin``:
+      the component along w* is drawn from the standard normal's two tails beyond
+      ``margin`` (inverse-CDF sampling, exact for any margin), the orthogonal part is
+      untouched -- the same law as rejecting Gaussian rows inside the slab;
+    * y_n = sign(x_nᵀ w*).
+
+    So y_n x_nᵀ w* >= margin for every n: the data are linearly separable with ℓ2 margin
+    at least ``margin`` (and ℓ1 margin, over ||w||_1 <= 1, at least margin / sqrt(k)).
+    With d >> N this is the high-dimensional regime of flowkit/structured.py.
+
+    Parameters: n_samples N >= 1, n_features d >= 1, k in [1, d] (integers); ``seed`` an
+    integer >= 0 or a numpy Generator; ``margin`` in (0, 30].  Returns (X, y), or
+    (X, y, w*) with ``return_w=True``.  Bad input raises ParameterError (a ValueError).
+    """
+    n = _count("n_samples", n_samples, 1)
+    d = _count("n_features", n_features, 1)
+    k = _count("k", k, 1, d)
+    if isinstance(seed, np.random.Generator):
+        rng = seed
+    else:
+        rng = np.random.default_rng(_count("seed", seed, 0))
+    if isinstance(margin, (bool, np.bool_)) or not isinstance(margin, numbers.Real) \
+            or not (0.0 < float(margin) <= 30.0):
+        raise ParameterError(f"margin must be a number in (0, 30]; got {margin!r}")
+    margin = float(margin)
+    w = np.zeros(d)
+    support = rng.choice(d, size=k, replace=False)
+    w[support] = rng.choice([-1.0, 1.0], size=k) / math.sqrt(k)
+    X = rng.standard_normal((n, d))
+    # |t| from the tail: P(|T| >= s | |T| >= margin) = ndtr(-s) / ndtr(-margin)
+    tail = -ndtri(rng.uniform(0.0, 1.0, size=n) * ndtr(-margin))
+    t = np.where(rng.uniform(size=n) < 0.5, -tail, tail)
+    X += np.outer(t - X @ w, w)          # replace the component along w* by t
+    y = np.where(t > 0, 1.0, -1.0)
+    return (X, y, w) if return_w else (X, y)

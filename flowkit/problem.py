@@ -58,7 +58,9 @@ def separable_tilde(X, y):
     that the data are linearly separable (``NotSeparableError`` otherwise)."""
     X, y = validate_data(X, y)
     Xt = np.ascontiguousarray(y[:, None] * X)
-    t = separability_margin(Xt) if np.any(Xt) else 0.0
+    t = _separability_certificate(Xt)
+    if t is None:
+        t = separability_margin(Xt) if np.any(Xt) else 0.0
     if not t > 1e-9:
         raise NotSeparableError(
             "data are not linearly separable (no w with y_n x_n·w > 0 for all n; "
@@ -72,6 +74,26 @@ def _numeric_objects(arr):
                    for v in np.asarray(arr, dtype=object).ravel())
     except TypeError:
         return False
+
+
+def _separability_certificate(Xt):
+    """For N <= d: a lower bound on ``separability_margin`` from the least-norm solution of
+    Xt w = 1 (QR of Xtᵀ, O(N² d)), when it is above the separability threshold; else None.
+
+    Why: the LP has d + 1 variables and N d nonzeros (9.7 s for N = 200, d = 10,000), while
+    with N <= d and Xt of full row rank Xt w = 1 is solvable and any w is a certificate:
+    the LP's t >= min(Xt w) / (max|Xt| |w|_inf) for Xt scaled as there."""
+    n, d = Xt.shape
+    if n > d or n < 2:
+        return None
+    Q, R = np.linalg.qr(Xt.T)                       # Xtᵀ = Q R, R N x N
+    diag = np.abs(np.diag(R))
+    if not diag.min() > 1e-10 * diag.max():
+        return None
+    from scipy.linalg import solve_triangular
+    w = Q @ solve_triangular(R, np.ones(n), trans="T")  # least-norm solution of Xt w = 1
+    lower = float(np.min(Xt @ w)) / (float(np.max(np.abs(Xt))) * float(np.max(np.abs(w))))
+    return lower if lower > 1e-9 else None
 
 
 def separability_margin(Xt):
@@ -100,6 +122,10 @@ def l2_max_margin_direction(Xt):
     scale = np.max(np.abs(Xt))  # NNLS tolerances are absolute: solve for Xt/scale
     Xt = Xt / scale
     n, d = Xt.shape
+    if d >= 4 * (n + 1) and d + n >= 200:
+        dual = _l2_dual(Xt)
+        if dual is not None:
+            return dual / scale, scale / np.linalg.norm(dual)
     E = np.vstack([Xt.T, np.ones((1, n))])
     f = np.zeros(d + 1)
     f[-1] = 1.0
@@ -107,6 +133,25 @@ def l2_max_margin_direction(Xt):
     r = E @ u - f
     w = -r[:d] / r[d]
     return w / scale, scale / np.linalg.norm(w)
+
+
+def _l2_dual(Xt):
+    """ℓ2 max-margin predictor from its N-dimensional dual, for d >> N (the primal NNLS
+    above is (d+1) x N): max_{nu >= 0} 1ᵀnu - |Xtᵀ nu|²/2, w = Xtᵀ nu.  With Xtᵀ = Q R,
+    |Xtᵀ nu|² = |R nu|², and the dual is the N x N NNLS  min |R nu - R^{-T} 1|  (nu >= 0).
+    None when R is (nearly) singular or the result misses the constraints Xt w >= 1
+    (the caller then uses the primal)."""
+    from scipy.linalg import solve_triangular
+    n = Xt.shape[0]
+    R = np.linalg.qr(Xt.T, mode="r")
+    diag = np.abs(np.diag(R))
+    if not diag.min() > 1e-8 * diag.max():
+        return None
+    nu, _ = nnls(R, solve_triangular(R, np.ones(n), trans="T"), maxiter=50 * n)
+    w = Xt.T @ nu
+    if not np.min(Xt @ w) >= 1.0 - 1e-9:
+        return None
+    return w
 
 
 def _check_depth(depth):
