@@ -49,8 +49,9 @@ from scipy.optimize import bisect
 
 from ._kernels import flow as K
 from .exceptions import ParameterError
+from .structured import JacobianXi, Jacobian0, StructuredBDF, StructuredRadau
 
-__all__ = ["Flow", "IntegrationError", "METHODS", "GAMMA_START", "TIME_SWITCH", "XI_SWITCH"]
+__all__ = ["Flow", "IntegrationError", "METHODS", "LINALG", "GAMMA_START", "TIME_SWITCH", "XI_SWITCH"]
 
 class _Radau(Radau):
     """scipy's Radau IIA with its LU calls made straight to LAPACK: the same getrf/getrs
@@ -73,6 +74,16 @@ class _Radau(Radau):
 
 METHODS = {"Radau": _Radau, "BDF": BDF, "LSODA": LSODA, "RK45": RK45, "RK23": RK23, "DOP853": DOP853}
 IMPLICIT = {"Radau", "BDF", "LSODA"}
+# Implicit methods that can run on structured Jacobians (structured.py)
+STRUCTURED = {"Radau": StructuredRadau, "BDF": StructuredBDF}
+LINALG = ("auto", "dense", "structured")
+
+
+def structured_pays(n_samples, n_features):
+    """Whether the structured linear algebra (structured.py) beats dense LU for d features and
+    N samples: a dense factorisation costs ~(d+N)³ flops, a structured one ~N² d (a Gram
+    matrix per shift for D > 2) plus O(N d) per solve against O((d+N)²)."""
+    return n_features >= 4 * (n_samples + 1) and n_features + n_samples >= 200
 
 # The flow starts at gamma~ = 1e-14 from the exact solution with p frozen at its
 # initial value 1/N (error O(gamma~) in p, i.e. relative 1e-14 in the state).
@@ -102,9 +113,14 @@ class IntegrationError(RuntimeError):
 class Flow:
     """Right-hand side, Jacobian, initial state and driver for one Problem."""
 
-    def __init__(self, problem, *, method="Radau", rtol=1e-10, atol=None, max_steps=50_000):
+    def __init__(self, problem, *, method="Radau", rtol=1e-10, atol=None, max_steps=50_000,
+                 linalg="auto"):
         if method not in METHODS:
             raise ParameterError(f"unknown method {method!r}; choose one of {sorted(METHODS)}")
+        if linalg not in LINALG:
+            raise ParameterError(f"linalg must be one of {LINALG}; got {linalg!r}")
+        if linalg == "structured" and method not in STRUCTURED:
+            raise ParameterError(f"linalg='structured' needs method in {sorted(STRUCTURED)}; got {method!r}")
         if isinstance(rtol, bool) or not (isinstance(rtol, (int, float, np.floating)) and 1e-14 <= rtol < 1e-1):
             raise ParameterError(f"rtol must be a number in [1e-14, 0.1); got {rtol!r}")
         self.problem = problem
@@ -112,6 +128,12 @@ class Flow:
         self.rtol = float(rtol)
         self.max_steps = int(max_steps)
         self._args = (problem.Xt, float(problem.depth), problem.log_alpha_D)
+        # structured linear algebra (structured.py) where it pays: O(N² d) per factorisation
+        # and O(N d) memory instead of O((d+N)³) and O((d+N)²)
+        self.structured = linalg == "structured" or (
+            linalg == "auto" and method in STRUCTURED
+            and structured_pays(problem.n_samples, problem.n_features))
+        self.linalg = "structured" if self.structured else "dense"
         self.sigma0, self.z0 = self._initial_state()
         self.atol = self._resolve_atol(atol)
 
@@ -128,6 +150,14 @@ class Flow:
 
     def jac_xi(self, sigma, z):
         return K.xi_jac(sigma, z, *self._args)
+
+    def jac_structured(self, sigma, z):
+        """``jac`` as a structured.Jacobian0 (diagonal + low rank), never formed densely."""
+        return Jacobian0.at(sigma, z, *self._args)
+
+    def jac_xi_structured(self, sigma, z):
+        """``jac_xi`` as a structured.JacobianXi."""
+        return JacobianXi.at(sigma, z, *self._args)
 
     def _initial_state(self):
         """Exact flow for frozen p = 1/N up to gamma~ = GAMMA_START (math.md closed form).
@@ -161,7 +191,7 @@ class Flow:
         def excess(lP):
             psi = psi_of(lP)
             with np.errstate(over="ignore", invalid="ignore"):
-                w = np.array([K._w_of(*K.offsets(v, D)[:2], D, A) for v in psi])
+                w = K.psi_to_w(psi, D, A)
                 if not np.all(np.isfinite(w)):
                     return 1.0
                 _, _, gam = K.softmax_margins(Xt, w)
@@ -271,8 +301,13 @@ class Flow:
     def _run(self, sigma, z, target, final, stats, mode):
         """One solver run from sigma to target (final: the overall target, for messages),
         with the state variables of ``mode`` (see ``_mode``)."""
-        cls = METHODS[self.method]
-        fun, jac = (self.fun, self.jac) if mode == 0 else (self.fun_xi, self.jac_xi)
+        if self.structured:
+            cls = STRUCTURED[self.method]
+            fun, jac = ((self.fun, self.jac_structured) if mode == 0
+                        else (self.fun_xi, self.jac_xi_structured))
+        else:
+            cls = METHODS[self.method]
+            fun, jac = (self.fun, self.jac) if mode == 0 else (self.fun_xi, self.jac_xi)
         atol = (self.atol, np.concatenate([self.atol_xi, self.atol[self.problem.n_features:]]),
                 self.atol_xi)[mode]
         options = {"rtol": self.rtol, "atol": atol}

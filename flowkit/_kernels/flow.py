@@ -113,6 +113,16 @@ def state_to_w(sigma, y, D, A):
 
 
 @njit(cache=True)
+def psi_to_w(psi, D, A):
+    """w for the per-feature offsets psi = delta+ - delta- (``offsets``, ``_w_of``)."""
+    w = np.empty(psi.shape[0])
+    for i in range(psi.shape[0]):
+        dp, dm, _, _ = offsets(psi[i], D)
+        w[i] = _w_of(dp, dm, D, A)
+    return w
+
+
+@njit(cache=True)
 def _offsets_all(sigma, y, D, A):
     """delta±, their psi-derivatives (sp, sm: d delta+/dpsi, -d delta-/dpsi), phi, log phi,
     beta and log(1+R) for the state y at sigma."""
