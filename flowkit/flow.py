@@ -315,6 +315,10 @@ class Flow:
             options["jac"] = jac
         span = target - sigma
         first = None if (self._h is None or self.method == "LSODA") else min(self._h, span)
+        if self.structured:
+            # a run that continues the previous one (same state variables, from its end
+            # point) starts from its last Jacobian: one O(N² d) evaluation less per save point
+            options["jac0"] = self._J if self._h is not None else None
         solver = cls(fun, sigma, z, target, first_step=first, **options)
         while solver.status == "running":
             message = solver.step()
@@ -328,4 +332,5 @@ class Flow:
         stats["njev"] += getattr(solver, "njev", 0)
         stats["nlu"] += getattr(solver, "nlu", 0)
         self._h = getattr(solver, "h_abs", None)
+        self._J = solver.J if self.structured else None
         return solver.y

@@ -46,8 +46,13 @@ only the right-hand side.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from scipy.integrate import BDF, Radau
+from scipy.integrate._ivp.common import norm
+from scipy.integrate._ivp.radau import (C, E, MAX_FACTOR, MIN_FACTOR, MU_COMPLEX, MU_REAL,
+                                        NEWTON_MAXITER, predict_factor, solve_collocation_system)
 from scipy.linalg.lapack import dgetrf, dgetrs, zgetrf, zgetrs
 from scipy.sparse import csc_matrix
 
@@ -166,11 +171,64 @@ class _Structured:
     def shape(self):
         return (self.n, self.n)
 
-    def _lam(self, mu):
-        """lambda = mu - delta: a scalar when delta is the same for every feature."""
-        if self.const:
-            return mu - self.delta[0]
-        return mu - self.delta
+    def _setup(self, delta, rho, cols):
+        """The d-sized weights of the factorisation: the Gram matrix Xt diag(rho / lambda) Xtᵀ
+        and the columns Xt (cols / lambda), lambda = mu - delta (``_products``)."""
+        self.delta, self._rho, self._cols = delta, rho, cols
+        lo, hi = float(np.min(delta)), float(np.max(delta))
+        self._mid, self._half = 0.5 * (lo + hi), 0.5 * (hi - lo)
+        self._terms = []
+        self.exact = False
+
+    def _term(self, k):
+        """(Xt diag(rho eps^k) Xtᵀ, Xt (cols eps^k)) with eps = delta - mid, cached."""
+        while len(self._terms) <= k:
+            j = len(self._terms)
+            eps_j = (self.delta - self._mid) ** j if j else None
+            rho = self._rho if j == 0 else self._rho * eps_j
+            cols = self._cols if j == 0 else self._cols * eps_j[:, None]
+            self._terms.append((_gram(self.Xt, rho), self.Xt @ cols))
+        return self._terms[k]
+
+    def _products(self, mu):
+        """G = Xt diag(rho/lambda) Xtᵀ and Xt (cols/lambda) for lambda = mu - delta.
+
+        With eps = delta - mid (mid: the midpoint of delta's range), 1/lambda =
+        sum_k eps^k / (mu - mid)^{k+1}, a series with ratio r = max|eps| / |mu - mid|.
+        Its terms do not depend on mu: they are formed once per Jacobian (``_term``), and a
+        factorisation costs O(N³) instead of a Gram matrix, O(N² d), per shift.  The series
+        stops at the first K with r^{K+1} <= SHIFT_RTOL (K = 0 and exact when delta is
+        constant, as for D = 2).  In flows r is small -- below 1e-5 (state (y, omega)) and
+        6e-4 (past XI_SWITCH) on random planted data, D = 3, because delta is O(1) while the
+        shifts mu ~ 1/h are large -- so K <= 1 at the default SHIFT_RTOL.  When more than
+        MAX_TERMS terms would be needed, or with ``exact = True`` or SHIFT_RTOL = 0, the Gram
+        matrix of rho/lambda is formed for this mu."""
+        lam_mid = mu - self._mid
+        r = self._half / abs(lam_mid)
+        K_ = 0
+        if r > 0.0:   # terms needed: r^{K+1} <= SHIFT_RTOL; exact (below) when too many
+            K_ = MAX_TERMS + 1 if (self.exact or SHIFT_RTOL <= 0.0 or r >= 1.0) else \
+                max(0, math.ceil(math.log(SHIFT_RTOL) / math.log(r)) - 1)
+        if K_ <= MAX_TERMS:
+            G, cols = self._term(0)
+            G, cols = G / lam_mid, cols / lam_mid
+            for k in range(1, K_ + 1):
+                Gk, ck = self._term(k)
+                den = lam_mid ** (k + 1)
+                G = G + Gk / den
+                cols = cols + ck / den
+            return G, cols
+        lam = mu - self.delta
+        return _gram(self.Xt, self._rho / lam), _xt(self.Xt, self._cols / lam[:, None])
+
+
+# Truncation of the shift series in ``_Structured._products``: the relative accuracy of the
+# Gram term of the factorised Newton matrix.  The Newton iteration and the error estimate use
+# that matrix only as an approximation (scipy's Radau keeps Jacobians whose staleness shows
+# as Newton rates ~1e-3 to 1e-2), so 1e-6 changes nothing that matters; 0 forces the full
+# series / exact Gram matrix.
+SHIFT_RTOL = 1e-6
+MAX_TERMS = 3
 
 
 # -- below XI_SWITCH: state (y, omega) --------------------------------------------------------
@@ -180,11 +238,11 @@ class Jacobian0(_Structured):
     U = [diag(b) Xtᵀ | b g] and V = [-diag(v) Xtᵀ diag(p) | r2], r2 = g v - lS; J_ww = jww."""
 
     def __init__(self, Xt, delta, b, v, p, bg, r2, jww, n):
-        self.Xt, self.delta, self.b, self.v, self.p, self.bg, self.r2 = Xt, delta, b, v, p, bg, r2
+        self.Xt, self.b, self.v, self.p, self.bg, self.r2 = Xt, b, v, p, bg, r2
         self.jww, self.n = jww, n
         self.d = Xt.shape[1]
-        self.const = bool(np.all(delta == delta[0]))
-        self._cache = None
+        # K's d-sized parts: Xt diag(v b/lambda) Xtᵀ, Xt (v b g/lambda), Xt (r2 b/lambda)
+        self._setup(delta, v * b, np.column_stack([v * bg, r2 * b]))
 
     @classmethod
     def at(cls, sigma, z, Xt, D, A):
@@ -204,22 +262,11 @@ class Jacobian0(_Structured):
             out[d] = self.jww * x[d]
         return out
 
-    def _products(self, lam):
-        """Gram block Xt diag(v b/lam) Xtᵀ and the columns Xt (v b g/lam), Xt (r2 b/lam)."""
-        Xt, vb = self.Xt, self.v * self.b
-        if self.const:  # everything scales with 1/lam: form once per Jacobian
-            if self._cache is None:
-                cols = Xt @ np.column_stack([self.v * self.bg, self.r2 * self.b])
-                self._cache = (_gram(Xt, vb), cols[:, 0], cols[:, 1])
-            G, c1, c2 = self._cache
-            return G / lam, c1 / lam, c2 / lam
-        cols = _xt(Xt, np.column_stack([self.v * self.bg / lam, self.r2 * self.b / lam]))
-        return _gram(Xt, vb / lam), cols[:, 0], cols[:, 1]
-
     def factor(self, mu):
         N = self.Xt.shape[0]
-        lam = self._lam(mu)
-        G, c1, c2 = self._products(lam)
+        lam = mu - self.delta
+        G, cols = self._products(mu)
+        c1, c2 = cols[:, 0], cols[:, 1]
         dtype = np.result_type(G, float)
         Kc = np.empty((N + 1, N + 1), dtype=dtype)
         Kc[:N, :N] = self.p[:, None] * G
@@ -258,11 +305,11 @@ class JacobianXi(_Structured):
         J_xiy = Xt diag(h) - u lSyᵀ,    J_xixi = Jxx,   J_ww = jww (with omega)."""
 
     def __init__(self, Xt, delta, b, p, bg, lSy, e1, h, u, Jxx, jww, n):
-        self.Xt, self.delta, self.b, self.p, self.bg, self.lSy = Xt, delta, b, p, bg, lSy
+        self.Xt, self.b, self.p, self.bg, self.lSy = Xt, b, p, bg, lSy
         self.e1, self.h, self.u, self.Jxx, self.jww, self.n = e1, h, u, Jxx, jww, n
         self.N, self.d = Xt.shape
-        self.const = bool(np.all(delta == delta[0]))
-        self._cache = None
+        # S's d-sized parts: Xt diag(h b/lambda) Xtᵀ, Xt (lSy b/lambda), Xt (h b g/lambda)
+        self._setup(delta, h * b, np.column_stack([lSy * b, h * bg]))
 
     @classmethod
     def at(cls, sigma, z, Xt, D, A):
@@ -284,18 +331,6 @@ class JacobianXi(_Structured):
             out[-1] = self.jww * x[-1]
         return out
 
-    def _products(self, lam):
-        """Gram Xt diag(h b/lam) Xtᵀ and the columns Xt (lSy b/lam), Xt (h b g/lam)."""
-        Xt, hb = self.Xt, self.h * self.b
-        if self.const:  # everything scales with 1/lam: form once per Jacobian
-            if self._cache is None:
-                cols = Xt @ np.column_stack([self.lSy * self.b, self.h * self.bg])
-                self._cache = (_gram(Xt, hb), cols[:, 0], cols[:, 1])
-            G, c1, c2 = self._cache
-            return G / lam, c1 / lam, c2 / lam
-        cols = _xt(Xt, np.column_stack([self.lSy * self.b / lam, self.h * self.bg / lam]))
-        return _gram(Xt, hb / lam), cols[:, 0], cols[:, 1]
-
     def factor(self, mu):
         """Schur complement of the y block in A = mu I - J (module docstring):
 
@@ -306,8 +341,9 @@ class JacobianXi(_Structured):
         G = Xt diag(h b/lambda) Xtᵀ, x1 = Xt (lSy b/lambda), x2 = Xt (h b g/lambda),
         ib = b g/lambda, den = 1 + lSy·ib, t1 = p x1 - (lSy·ib) e1, t2 = -x2 + (lSy·ib) u."""
         N = self.N
-        lam = self._lam(mu)
-        G, x1, x2 = self._products(lam)
+        lam = mu - self.delta
+        G, cols = self._products(mu)
+        x1, x2 = cols[:, 0], cols[:, 1]
         ib = self.bg / lam
         li = np.sum(self.lSy * ib)
         den = 1.0 + li
@@ -349,12 +385,19 @@ class _StructuredSolver:
 
     The parent's __init__ is handed an empty sparse placeholder for J, so that it takes its
     sparse branch (an O(n) sparse identity instead of a dense n x n one -- 0.8 GB at
-    d = 10,000); ``J``, ``I``, ``lu`` and ``solve_lu`` are then replaced."""
+    d = 10,000); ``J``, ``I``, ``lu`` and ``solve_lu`` are then replaced.
 
-    def __init__(self, *args, **kwargs):
+    ``jac0``: a Jacobian to start from instead of evaluating one at (t0, y0) -- the last one
+    of the previous run, when a run continues where another stopped (a save point): it is
+    marked stale, so a Newton failure re-evaluates it rather than shrinking the step."""
+
+    def __init__(self, *args, jac0=None, **kwargs):
+        self._jac0 = jac0
         super().__init__(*args, **kwargs)
         self.J = self._structured_J
         self.I = IDENTITY
+        if jac0 is not None:
+            self.current_jac = False
 
         def lu(A):
             self.nlu += 1
@@ -368,8 +411,10 @@ class _StructuredSolver:
     def _validate_jac(self, jac, sparsity):
         if not callable(jac):
             raise TypeError("a structured solver needs a callable jac(t, y)")
-        self._structured_J = jac(self.t, self.y)
-        self.njev = 1
+        if self._jac0 is not None:
+            self._structured_J, self.njev = self._jac0, 0
+        else:
+            self._structured_J, self.njev = jac(self.t, self.y), 1
 
         def jac_wrapped(t, y, _=None):
             self.njev += 1
@@ -379,7 +424,160 @@ class _StructuredSolver:
 
 
 class StructuredRadau(_StructuredSolver, Radau):
-    """scipy's Radau IIA with structured linear algebra (module docstring)."""
+    """scipy's Radau IIA with structured linear algebra (module docstring), and Hairer's
+    Jacobian-refresh threshold as a parameter.
+
+    ``jac_theta``: after an accepted step whose Newton iteration needed more than two
+    iterations, the Jacobian is re-evaluated when the convergence rate exceeded
+    ``jac_theta``.  scipy fixes it at 1e-3; Hairer & Wanner's RADAU5 (its WORK(3))
+    defaults to 1e-3 too and advises ~0.1 "when Jacobian evaluations are costly" -- here a
+    Jacobian costs a Gram matrix, O(N² d), as much as ~20 right-hand sides at N = 200.
+    With ``jac_theta = 1e-3`` the steps are scipy's, operation for operation."""
+
+    jac_theta = 1e-3
+
+    def _step_impl(self):
+        # scipy 1.17 Radau._step_impl, with the refresh threshold 1e-3 -> self.jac_theta
+        t = self.t
+        y = self.y
+        f = self.f
+
+        max_step = self.max_step
+        atol = self.atol
+        rtol = self.rtol
+
+        min_step = 10 * np.abs(np.nextafter(t, self.direction * np.inf) - t)
+        if self.h_abs > max_step:
+            h_abs = max_step
+            h_abs_old = None
+            error_norm_old = None
+        elif self.h_abs < min_step:
+            h_abs = min_step
+            h_abs_old = None
+            error_norm_old = None
+        else:
+            h_abs = self.h_abs
+            h_abs_old = self.h_abs_old
+            error_norm_old = self.error_norm_old
+
+        J = self.J
+        LU_real = self.LU_real
+        LU_complex = self.LU_complex
+
+        current_jac = self.current_jac
+        jac = self.jac
+
+        rejected = False
+        step_accepted = False
+        message = None
+        while not step_accepted:
+            if h_abs < min_step:
+                return False, self.TOO_SMALL_STEP
+
+            h = h_abs * self.direction
+            t_new = t + h
+
+            if self.direction * (t_new - self.t_bound) > 0:
+                t_new = self.t_bound
+
+            h = t_new - t
+            h_abs = np.abs(h)
+
+            if self.sol is None:
+                Z0 = np.zeros((3, y.shape[0]))
+            else:
+                Z0 = self.sol(t + h * C).T - y
+
+            scale = atol + np.abs(y) * rtol
+
+            converged = False
+            while not converged:
+                if LU_real is None or LU_complex is None:
+                    LU_real = self.lu(MU_REAL / h * self.I - J)
+                    LU_complex = self.lu(MU_COMPLEX / h * self.I - J)
+
+                converged, n_iter, Z, rate = solve_collocation_system(
+                    self.fun, t, y, h, Z0, scale, self.newton_tol,
+                    LU_real, LU_complex, self.solve_lu)
+
+                if not converged:
+                    if current_jac:
+                        break
+
+                    J = self.jac(t, y, f)
+                    current_jac = True
+                    LU_real = None
+                    LU_complex = None
+
+            if not converged:
+                h_abs *= 0.5
+                LU_real = None
+                LU_complex = None
+                continue
+
+            y_new = y + Z[-1]
+            ZE = Z.T.dot(E) / h
+            error = self.solve_lu(LU_real, f + ZE)
+            scale = atol + np.maximum(np.abs(y), np.abs(y_new)) * rtol
+            error_norm = norm(error / scale)
+            safety = 0.9 * (2 * NEWTON_MAXITER + 1) / (2 * NEWTON_MAXITER
+                                                       + n_iter)
+
+            if rejected and error_norm > 1:
+                error = self.solve_lu(LU_real, self.fun(t, y + error) + ZE)
+                error_norm = norm(error / scale)
+
+            if error_norm > 1:
+                factor = predict_factor(h_abs, h_abs_old,
+                                        error_norm, error_norm_old)
+                h_abs *= max(MIN_FACTOR, safety * factor)
+
+                LU_real = None
+                LU_complex = None
+                rejected = True
+            else:
+                step_accepted = True
+
+        recompute_jac = jac is not None and n_iter > 2 and rate > self.jac_theta
+
+        factor = predict_factor(h_abs, h_abs_old, error_norm, error_norm_old)
+        factor = min(MAX_FACTOR, safety * factor)
+
+        if not recompute_jac and factor < 1.2:
+            factor = 1
+        else:
+            LU_real = None
+            LU_complex = None
+
+        f_new = self.fun(t_new, y_new)
+        if recompute_jac:
+            J = jac(t_new, y_new, f_new)
+            current_jac = True
+        elif jac is not None:
+            current_jac = False
+
+        self.h_abs_old = self.h_abs
+        self.error_norm_old = error_norm
+
+        self.h_abs = h_abs * factor
+
+        self.y_old = y
+
+        self.t = t_new
+        self.y = y_new
+        self.f = f_new
+
+        self.Z = Z
+
+        self.LU_real = LU_real
+        self.LU_complex = LU_complex
+        self.current_jac = current_jac
+        self.J = J
+
+        self.t_old = t
+        self.sol = self._compute_dense_output()
+
+        return step_accepted, message
 
 
 class StructuredBDF(_StructuredSolver, BDF):
