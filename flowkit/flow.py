@@ -23,7 +23,14 @@ dt/dgamma~ = e^{gamma~}/kappa, d omega/dsigma = gamma~ (e^{-omega} - 1) + d log 
 
 The support-vector margins equilibrate on an O(1) scale of gamma~, i.e. with rate
 ~gamma~ in sigma: the system is stiff with ratio ~gamma~, hence an implicit method
-with the analytic Jacobian of ``_kernels.jac`` by default.
+with the analytic Jacobian (``_kernels.jac_factors``, ``xi_jac_factors``) by default.
+
+Linear algebra (``linalg``): the Jacobian is diagonal plus low rank in the features --
+every coupling between features runs through the N samples (math.md: the flow is a mirror
+flow of s = Xtᵀ nu) -- and ``structured.py`` factorises the implicit solvers' matrices
+mu I - J by Woodbury / a Schur complement of size N in O(N² d) time and O(N d) memory.
+``"auto"`` uses that for Radau and BDF when d >> N (``structured_pays``), and dense LAPACK
+LU of the (d + 1 + N)-sized matrix, assembled from the same factors, otherwise.
 
 Past gamma~ = XI_SWITCH the state is (y, xi, omega), past TIME_SWITCH (y, xi), with the
 margin offsets xi = m - gamma~ carried as N more ODE states (``_kernels.xi_rhs``; why, in the _kernels docstring):
@@ -142,14 +149,15 @@ class Flow:
         return K.rhs(sigma, z, *self._args)
 
     def jac(self, sigma, z):
-        return K.jac(sigma, z, *self._args)
+        """Dense Jacobian, assembled from the factors the structured path uses."""
+        return Jacobian0.at(sigma, z, *self._args).dense()
 
     def fun_xi(self, sigma, z):
         """Right-hand side past XI_SWITCH, z = (y, xi) or (y, xi, omega)."""
         return K.xi_rhs(sigma, z, *self._args)
 
     def jac_xi(self, sigma, z):
-        return K.xi_jac(sigma, z, *self._args)
+        return JacobianXi.at(sigma, z, *self._args).dense()
 
     def jac_structured(self, sigma, z):
         """``jac`` as a structured.Jacobian0 (diagonal + low rank), never formed densely."""

@@ -53,12 +53,13 @@ from scipy.integrate import BDF, Radau
 from scipy.integrate._ivp.common import norm
 from scipy.integrate._ivp.radau import (C, E, MAX_FACTOR, MIN_FACTOR, MU_COMPLEX, MU_REAL,
                                         NEWTON_MAXITER, predict_factor, solve_collocation_system)
+from scipy.linalg.blas import dsyrk
 from scipy.linalg.lapack import dgetrf, dgetrs, zgetrf, zgetrs
 from scipy.sparse import csc_matrix
 
 from ._kernels import flow as K
 
-__all__ = ["Jacobian0", "JacobianXi", "StructuredRadau", "StructuredBDF", "IDENTITY"]
+__all__ = ["Jacobian0", "JacobianXi", "StructuredRadau", "StructuredBDF", "IDENTITY", "gram"]
 
 
 # -- products with Xt that never form a complex copy of Xt ---------------------------------
@@ -81,13 +82,27 @@ def _xtt(Xt, U):
     return Xt.T @ U
 
 
-def _gram(Xt, rho):
-    """Xt diag(rho) Xtᵀ (N x N) for real or complex weights rho: one GEMM, O(N² d)."""
+def gram(Xt, rho):
+    """Xt diag(rho) Xtᵀ (N x N), O(N² d): the one d-sized matrix product of a Jacobian.
+
+    Real rho: B = Xt diag(sqrt|rho|) and two symmetric rank-k updates (BLAS SYRK) over
+    the features with positive and with negative weight, N² d flops in all -- half a GEMM's.
+    Complex rho (a shift-specific Gram matrix): one GEMM for the real and imaginary parts."""
+    N = Xt.shape[0]
     if np.iscomplexobj(rho):
-        N = Xt.shape[0]
         G = np.concatenate([Xt * rho.real, Xt * rho.imag]) @ Xt.T
         return G[:N] + 1j * G[N:]
-    return (Xt * rho) @ Xt.T
+    B = Xt * np.sqrt(np.abs(rho))
+    pos = rho > 0
+    npos = int(np.count_nonzero(pos))
+    if npos == rho.shape[0]:
+        U = dsyrk(1.0, B.T, trans=1)                 # BᵀᵀBᵀ = B Bᵀ without copying B
+    elif npos == 0:
+        U = dsyrk(-1.0, B.T, trans=1)
+    else:
+        U = dsyrk(1.0, B[:, pos].T, trans=1)
+        U = dsyrk(-1.0, B[:, ~pos].T, beta=1.0, c=U, trans=1, overwrite_c=1)
+    return np.triu(U) + np.triu(U, 1).T             # SYRK fills the upper triangle
 
 
 def _getrf(A):
@@ -187,7 +202,7 @@ class _Structured:
             eps_j = (self.delta - self._mid) ** j if j else None
             rho = self._rho if j == 0 else self._rho * eps_j
             cols = self._cols if j == 0 else self._cols * eps_j[:, None]
-            self._terms.append((_gram(self.Xt, rho), self.Xt @ cols))
+            self._terms.append((gram(self.Xt, rho), self.Xt @ cols))
         return self._terms[k]
 
     def _products(self, mu):
@@ -200,7 +215,7 @@ class _Structured:
         stops at the first K with r^{K+1} <= SHIFT_RTOL (K = 0 and exact when delta is
         constant, as for D = 2).  In flows r is small -- below 1e-5 (state (y, omega)) and
         6e-4 (past XI_SWITCH) on random planted data, D = 3, because delta is O(1) while the
-        shifts mu ~ 1/h are large -- so K <= 1 at the default SHIFT_RTOL.  When more than
+        shifts mu ~ 1/h are large -- so K = 0 mostly at the default SHIFT_RTOL.  When more than
         MAX_TERMS terms would be needed, or with ``exact = True`` or SHIFT_RTOL = 0, the Gram
         matrix of rho/lambda is formed for this mu."""
         lam_mid = mu - self._mid
@@ -219,15 +234,16 @@ class _Structured:
                 cols = cols + ck / den
             return G, cols
         lam = mu - self.delta
-        return _gram(self.Xt, self._rho / lam), _xt(self.Xt, self._cols / lam[:, None])
+        return gram(self.Xt, self._rho / lam), _xt(self.Xt, self._cols / lam[:, None])
 
 
 # Truncation of the shift series in ``_Structured._products``: the relative accuracy of the
 # Gram term of the factorised Newton matrix.  The Newton iteration and the error estimate use
-# that matrix only as an approximation (scipy's Radau keeps Jacobians whose staleness shows
-# as Newton rates ~1e-3 to 1e-2), so 1e-6 changes nothing that matters; 0 forces the full
-# series / exact Gram matrix.
-SHIFT_RTOL = 1e-6
+# that matrix only as an approximation -- Radau keeps a Jacobian until the Newton rate it
+# causes exceeds StructuredRadau.jac_theta (3e-2), i.e. tolerates relative errors of a few
+# percent from staleness -- so 1e-3 (mostly one term in flows, one Gram matrix per Jacobian)
+# costs no Newton iterations; 0 forces the full series / exact Gram matrix.
+SHIFT_RTOL = 1e-3
 MAX_TERMS = 3
 
 
@@ -313,7 +329,9 @@ class JacobianXi(_Structured):
 
     @classmethod
     def at(cls, sigma, z, Xt, D, A):
-        return cls(Xt, *K.xi_jac_factors(sigma, z, Xt, D, A), z.shape[0])
+        delta, b, p, bg, lSy, e1, h, u, q, av, St, gam, jww = K.xi_jac_factors(sigma, z, Xt, D, A)
+        Jxx = K.xi_block(gram(Xt, q), St, p, av, e1, gam)
+        return cls(Xt, delta, b, p, bg, lSy, e1, h, u, Jxx, jww, z.shape[0])
 
     def dense(self):
         return K.dense_xi_jac(self.Xt, self.delta, self.b, self.p, self.bg, self.lSy, self.e1,

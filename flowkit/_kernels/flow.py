@@ -264,13 +264,6 @@ def dense_jac0(Xt, delta, b, v, p, bg, r2, jww, n):
 
 
 @njit(cache=True)
-def jac(sigma, z, Xt, D, A):
-    """Analytic Jacobian d f / d z (dense)."""
-    delta, b, v, p, bg, r2, jww = jac_factors(sigma, z, Xt, D, A)
-    return dense_jac0(Xt, delta, b, v, p, bg, r2, jww, z.shape[0])
-
-
-@njit(cache=True)
 def log_kappa(sigma, y, Xt, D, A):
     """log kappa at state y, with p from the margins m = Xt w(y)."""
     dp, dm, w = state_to_w(sigma, y, D, A)
@@ -351,31 +344,34 @@ def xi_jac_factors(sigma, z, Xt, D, A):
         J_yy  = diag(delta) - (b g) lSyᵀ                      diagonal + rank 1
         J_yxi = -diag(b) Xtᵀ diag(p) + (b g) e1ᵀ,  e1 = p - lSx   (dg/dxi = -Xtᵀ(diag p - p pᵀ))
         J_xiy = Xt diag(h) - u lSyᵀ,   h = gamma~ dq g / S~,  u = gamma~ a_v
-        J_xixi = gamma~ (-(Xt diag(q) Xtᵀ / S~) diag(p) + a_v e1ᵀ - 1 pᵀ)   (N x N, formed)
+        J_xixi = gamma~ (-(Xt diag(q) Xtᵀ / S~) diag(p) + a_v e1ᵀ - 1 pᵀ)   (``xi_block``)
 
     (pᵀ a_v = gᵀ(q g)/S~ = 1 identically in (y, xi), so its derivatives vanish;
-    d Lambda/d xi = -p).  Returns (delta, b, p, b g, lSy, e1, h, u, J_xixi, J_omega,omega);
-    the omega row's (y, xi)-derivatives are left out, as in ``jac_factors``."""
+    d Lambda/d xi = -p).  Returns (delta, b, p, b g, lSy, e1, h, u, q, a_v, S~, gamma~,
+    J_omega,omega); the omega row's (y, xi)-derivatives are left out, as in ``jac_factors``.
+    The one O(N² d) part, the Gram matrix Xt diag(q) Xtᵀ, is left to the caller
+    (structured.gram: symmetric BLAS)."""
     N, d = Xt.shape
     n = z.shape[0]
     f, delta, b, p, q, bg, lSy, lSx, av, dq, g, St, gam = _common_xi(sigma, z, Xt, D, A)
-    Xq = np.empty((N, d))
-    for m in range(N):
-        for i in range(d):
-            Xq[m, i] = Xt[m, i] * q[i]
-    Gq = Xq @ Xt.T                                       # Xt diag(q) Xtᵀ: the O(N² d) part
-    e1 = p - lSx
+    jww = -gam * math.exp(-z[n - 1]) if n > d + N else 0.0
+    return delta, b, p, bg, lSy, p - lSx, gam * dq * g / St, gam * av, q, av, St, gam, jww
+
+
+@njit(cache=True)
+def xi_block(Gq, St, p, av, e1, gam):
+    """J_xixi = gamma~ (-(Gq / S~) diag(p) + a_v e1ᵀ - 1 pᵀ) from Gq = Xt diag(q) Xtᵀ."""
+    N = p.shape[0]
     Jxx = np.empty((N, N))
     for k in range(N):
         for m in range(N):
             Jxx[k, m] = gam * (-Gq[k, m] / St * p[m] + av[k] * e1[m] - p[m])
-    jww = -gam * math.exp(-z[n - 1]) if n > d + N else 0.0
-    return delta, b, p, bg, lSy, e1, gam * dq * g / St, gam * av, Jxx, jww
+    return Jxx
 
 
 @njit(cache=True)
 def dense_xi_jac(Xt, delta, b, p, bg, lSy, e1, h, u, Jxx, jww, n):
-    """The dense n x n Jacobian assembled from ``xi_jac_factors``."""
+    """The dense n x n Jacobian assembled from ``xi_jac_factors`` and ``xi_block``."""
     N, d = Xt.shape
     J = np.zeros((n, n))
     for i in range(d):
@@ -392,13 +388,6 @@ def dense_xi_jac(Xt, delta, b, p, bg, lSy, e1, h, u, Jxx, jww, n):
     if n > d + N:
         J[n - 1, n - 1] = jww
     return J
-
-
-@njit(cache=True)
-def xi_jac(sigma, z, Xt, D, A):
-    """Analytic Jacobian of ``xi_rhs`` (dense)."""
-    delta, b, p, bg, lSy, e1, h, u, Jxx, jww = xi_jac_factors(sigma, z, Xt, D, A)
-    return dense_xi_jac(Xt, delta, b, p, bg, lSy, e1, h, u, Jxx, jww, z.shape[0])
 
 
 @njit(cache=True)
