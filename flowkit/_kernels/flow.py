@@ -39,6 +39,25 @@ Coordinates (math.md, "Gradient flow" and "Log-loss time"; derivation in flow.py
 
 Every power (alpha^D, e^{(2D-2) delta}) is carried as a logarithm and shifted before
 it is exponentiated, so nothing overflows for |D log alpha| <= 600 (problem.py) and gamma~ <= 1e15.
+
+Compile time.  Every kernel is compiled on first use (then cached), and a first
+``flowkit run`` spends most of its time there, so the kernels are written for a short
+compile, each change bit-for-bit neutral:
+* the evaluators ``_common0`` / ``_common_xi`` are the jitted entry points, called from
+  Python; ``rhs``, ``jac_factors``, ``xi_rhs``, ``xi_jac_factors``, ``dlogkappa``,
+  ``dlogkappa_xi`` are plain Python.  (A jitted wrapper links and re-optimises its
+  callee's whole call tree, ~1 s apiece, and a constant flag passed between jitted
+  functions is a Literal[bool] specialisation of its own, i.e. a second full compile.)
+  Whether the Jacobian's factors are wanted is a run-time value, the length of the
+  buffer ``out`` they are written to (``_NO_FACTORS``: none), so the right-hand side
+  returns one array: boxing a tuple of arrays would cost the solver's most frequent
+  call ~2 us more;
+* no slice assignment from an array (``f[:d] = ...``, ``J[:d, :d] = ...``): numba's
+  broadcasting setitem with its error-message formatting costs ~2 s (1-D) and ~1.5 s
+  (2-D) of compile; explicit loops cost nothing;
+* min/max/sum/mean reductions are loops (``_amin``, ``_amax``), in numba's own order
+  and NaN convention, so the results are the same bits.  BLAS calls (``@`` on arrays,
+  ``np.dot``) stay: they set the rounding, and they are what scales for large d.
 """
 import math
 
@@ -70,6 +89,37 @@ def _sigmoid(x):
         return 1.0 / (1.0 + math.exp(-x))
     e = math.exp(x)
     return e / (1.0 + e)
+
+
+@njit(cache=True)
+def _amin(x):
+    """x.min() for a non-empty 1-D array, as numba computes it (first NaN wins); a loop
+    compiles in a fraction of the time of numba's generic reduction."""
+    r = x[0]
+    if math.isnan(r):
+        return r
+    for k in range(1, x.shape[0]):
+        v = x[k]
+        if math.isnan(v):
+            return v
+        if v < r:
+            r = v
+    return r
+
+
+@njit(cache=True)
+def _amax(x):
+    """x.max() for a non-empty 1-D array, as numba computes it (see ``_amin``)."""
+    r = x[0]
+    if math.isnan(r):
+        return r
+    for k in range(1, x.shape[0]):
+        v = x[k]
+        if math.isnan(v):
+            return v
+        if v > r:
+            r = v
+    return r
 
 
 @njit(cache=True)
@@ -142,10 +192,13 @@ def _offsets_all(sigma, y, D, A):
 def _weights(dp, dm, g, D):
     """q± = e^{(2D-2) delta±} scaled by e^{-M} (M their largest exponent) and
     S~ = Σ (q+ + q-) g², so that S = e^M S~ never overflows."""
-    M = (2.0 * D - 2.0) * max(dp.max(), dm.max())
+    M = (2.0 * D - 2.0) * max(_amax(dp), _amax(dm))
     qp = np.exp((2.0 * D - 2.0) * dp - M)
     qm = np.exp((2.0 * D - 2.0) * dm - M)
-    return qp, qm, M, np.sum((qp + qm) * g * g)
+    St = 0.0  # np.sum's order: left to right from 0
+    for i in range(g.shape[0]):
+        St += (qp[i] + qm[i]) * g[i] * g[i]
+    return qp, qm, M, St
 
 
 @njit(cache=True)
@@ -159,21 +212,35 @@ def _log_kappa(dp, dm, g, D, A):
 def softmax_margins(Xt, w):
     """Margins m = Xt w, p = softmax(-m) and gamma~ = log N - logsumexp(-m) (shifted)."""
     m = Xt @ w
-    mmin = m.min()
+    N = m.shape[0]
+    mmin = _amin(m)
     e = np.exp(-(m - mmin))
-    Z = e.sum()
+    Z = 0.0
+    for k in range(N):
+        Z += e[k]
     p = e / Z
-    if np.max(np.abs(m)) < 0.5:  # small margins: -log1p(mean(expm1(-m))) keeps the digits
-        gamma_state = -math.log1p(np.mean(np.expm1(-m)))
+    if _amax(np.abs(m)) < 0.5:  # small margins: -log1p(mean(expm1(-m))) keeps the digits
+        em = np.expm1(-m)
+        s = 0.0
+        for k in range(N):
+            s += em[k]
+        gamma_state = -math.log1p(s / N)
     else:
         gamma_state = mmin - math.log(Z) + math.log(m.shape[0])
     return m, p, gamma_state
 
 
+# ``out`` of the evaluators when only the right-hand side is wanted
+_NO_FACTORS = np.empty(0)
+
+
 @njit(cache=True)
-def _common0(sigma, z, Xt, D, A):
-    """Everything the state z = (y[, omega]) (below XI_SWITCH) gives: the right-hand side f
-    and the vectors the Jacobian is built from.  O(N d): no d x d array is formed."""
+def _common0(sigma, z, Xt, D, A, out):
+    """(f, J_omega,omega): the right-hand side f for the state z = (y[, omega]) (below
+    XI_SWITCH) and, if out is not empty, the factors of its Jacobian (``jac_factors``)
+    written to out = [delta | b | v | b g | g v - lS | p] (5 d + N); J_omega,omega is
+    returned with them (0 when z carries no omega), else 0.  O(N d): no d x d array is formed.
+    Called from Python (module docstring, "Compile time")."""
     d = Xt.shape[1]
     a = D - 2.0
     y = z[:d]
@@ -197,7 +264,8 @@ def _common0(sigma, z, Xt, D, A):
     b = cfp + cfm
     bg = b * g
     f = np.empty(z.shape[0])
-    f[:d] = bg - beta * y
+    for i in range(d):
+        f[i] = bg[i] - beta * y[i]
 
     v = D * (np.exp(A + logphi + D * dp) * sp + np.exp(A + logphi + D * dm) * sm)  # dw/dy
     dq = (2.0 * D - 2.0) * phi * (qp * sp - qm * sm)       # dq~/dy
@@ -209,21 +277,38 @@ def _common0(sigma, z, Xt, D, A):
         # 2 (qg)ᵀ(dg/dy)(b g) = -2 (qg)ᵀ C (v b g) = -2 [(Xt qg)ᵀ(p ⊙ Xt(v b g)) - St gᵀ(v b g)]
         vbg = v * bg
         two = np.empty((d, 2))
-        two[:, 0] = qg
-        two[:, 1] = vbg
+        for i in range(d):
+            two[i, 0] = qg[i]
+            two[i, 1] = vbg[i]
         mm = Xt @ two
-        qCvbg = np.sum(p * mm[:, 0] * mm[:, 1]) - St * np.dot(g, vbg)
+        pmm = 0.0  # np.sum(p * mm[:, 0] * mm[:, 1]), in np.sum's order
+        for k in range(Xt.shape[0]):
+            pmm += p[k] * mm[k, 0] * mm[k, 1]
+        qCvbg = pmm - St * np.dot(g, vbg)
         f[d] = gam * math.expm1(-z[d]) + (np.dot(dq * g * g, bg) - 2.0 * qCvbg) / St
-    return f, delta, b, v, p, g, qg, bg, dq, St, gam
+    if out.shape[0] == 0:
+        return f, 0.0
+    # the Jacobian's low-rank factor through log S~ (``jac_factors``)
+    Cqg = Xt.T @ (p * (Xt @ qg)) - g * St
+    lS = (dq * g * g - 2.0 * v * Cqg) / St
+    for i in range(d):
+        out[i] = delta[i]
+        out[d + i] = b[i]
+        out[2 * d + i] = v[i]
+        out[3 * d + i] = bg[i]
+        out[4 * d + i] = g[i] * v[i] - lS[i]
+    for k in range(Xt.shape[0]):
+        out[5 * d + k] = p[k]
+    return f, (-gam * math.exp(-z[d]) if timed else 0.0)
 
 
-@njit(cache=True)
+# rhs, jac_factors, dlogkappa are plain Python: as jitted wrappers each would link and
+# re-optimise all of _common0 (module docstring, "Compile time").
 def rhs(sigma, z, Xt, D, A):
     """d z / d sigma for z = (y, omega) or z = y."""
-    return _common0(sigma, z, Xt, D, A)[0]
+    return _common0(sigma, z, Xt, D, A, _NO_FACTORS)[0]
 
 
-@njit(cache=True)
 def jac_factors(sigma, z, Xt, D, A):
     """Factors of the Jacobian of ``rhs`` (math: flowkit/structured.py, ``Jacobian0``):
 
@@ -233,13 +318,13 @@ def jac_factors(sigma, z, Xt, D, A):
     log S~, lS = (dq g² + 2 (q g)ᵀ dg/dy) / S~ = dq g²/S~ - 2 v ⊙ (Xtᵀ(p ⊙ Xt(q g)) - g S~)/S~
     (gᵀ q g = S~): O(N d).  Returns (delta, b, v, p, b g, g v - lS, J_omega,omega); the
     omega row's y-derivatives are left out (omega never feeds back into y, so the Newton
-    iteration converges all the same) and J_omega,omega = 0 when z carries no omega."""
-    d = Xt.shape[1]
-    f, delta, b, v, p, g, qg, bg, dq, St, gam = _common0(sigma, z, Xt, D, A)
-    Cqg = Xt.T @ (p * (Xt @ qg)) - g * St
-    lS = (dq * g * g - 2.0 * v * Cqg) / St
-    jww = -gam * math.exp(-z[d]) if z.shape[0] > d else 0.0
-    return delta, b, v, p, bg, g * v - lS, jww
+    iteration converges all the same) and J_omega,omega = 0 when z carries no omega.
+    (Computed in ``_common0``; the vectors are views of one buffer.)"""
+    N, d = Xt.shape
+    out = np.empty(5 * d + N)
+    jww = _common0(sigma, z, Xt, D, A, out)[1]
+    delta, b, v, bg, r2 = (out[k * d:(k + 1) * d] for k in range(5))
+    return delta, b, v, out[5 * d:], bg, r2, jww
 
 
 @njit(cache=True)
@@ -252,11 +337,11 @@ def dense_jac0(Xt, delta, b, v, p, bg, r2, jww, n):
         for i in range(d):
             U[i, m] = b[i] * Xt[m, i]
             W[m, i] = -p[m] * Xt[m, i] * v[i]
+    UW = U @ W  # BLAS: the O(N d²) part
     J = np.zeros((n, n))
-    J[:d, :d] = U @ W
-    for i in range(d):
+    for i in range(d):  # a loop, not J[:d, :d] = U @ W (module docstring, "Compile time")
         for k in range(d):
-            J[i, k] += bg[i] * r2[k]
+            J[i, k] = UW[i, k] + bg[i] * r2[k]
         J[i, i] += delta[i]
     if n > d:
         J[d, d] = jww
@@ -271,12 +356,9 @@ def log_kappa(sigma, y, Xt, D, A):
     return _log_kappa(dp, dm, Xt.T @ p, D, A)
 
 
-@njit(cache=True)
 def dlogkappa(sigma, y, Xt, D, A):
     """d log kappa / d sigma along the flow at state y."""
-    z = np.zeros(y.shape[0] + 1)
-    z[:-1] = y
-    return _common0(sigma, z, Xt, D, A)[0][-1]
+    return _common0(sigma, np.append(y, 0.0), Xt, D, A, _NO_FACTORS)[0][-1]
 
 
 # ---------------------------------------------------------------------------
@@ -285,16 +367,21 @@ def dlogkappa(sigma, y, Xt, D, A):
 @njit(cache=True)
 def softmax_offsets(xi):
     """p = softmax(-xi) and Lambda = log(mean e^{-xi}) (shifted)."""
-    xmin = xi.min()
+    xmin = _amin(xi)
     e = np.exp(-(xi - xmin))
-    Z = e.sum()
+    Z = 0.0
+    for k in range(xi.shape[0]):
+        Z += e[k]
     return e / Z, math.log(Z / xi.shape[0]) - xmin
 
 
 @njit(cache=True)
-def _common_xi(sigma, z, Xt, D, A):
-    """Right-hand side for z = (y, xi[, omega]) and the vectors its Jacobian is built from;
-    O(N d)."""
+def _common_xi(sigma, z, Xt, D, A, out):
+    """(f, S~, gamma~, J_omega,omega): the right-hand side f for z = (y, xi[, omega]) and,
+    if out is not empty, the factors of its Jacobian (``xi_jac_factors``) written to
+    out = [delta | b | b g | lSy | h | q | p | e1 | u | a_v] (6 d + 4 N) with S~, gamma~
+    and J_omega,omega (0 when z carries no omega); else those three are 0.
+    O(N d).  Called from Python (module docstring, "Compile time")."""
     N, d = Xt.shape
     a = D - 2.0
     y = z[:d]
@@ -315,10 +402,13 @@ def _common_xi(sigma, z, Xt, D, A):
     b = cfp + cfm
     bg = b * g
     f = np.empty(n)
-    f[:d] = bg - beta * y
+    for i in range(d):
+        f[i] = bg[i] - beta * y[i]
     # dm/dgamma~ = Xt (q g)/S (with q, S both scaled by e^{-M})
     av = (Xt @ qg) / St
-    f[d:d + N] = gam * (av - np.dot(p, av) + Lam)
+    pav = np.dot(p, av)
+    for k in range(N):
+        f[d + k] = gam * (av[k] - pav + Lam)
     dq = (2.0 * D - 2.0) * phi * (qp * sp - qm * sm)     # dq~/dy (diagonal)
     lSy = dq * g * g / St                                # d log S~/dy
     # d log S~/dxi = 2 (qg)ᵀ dg/dxi / S~ with dg/dxi = -Xtᵀ(diag p - p pᵀ) and gᵀ qg = S~
@@ -328,16 +418,31 @@ def _common_xi(sigma, z, Xt, D, A):
         # lSy·(y' + beta y) + lSx·xi'  (y' + beta y = b g; lSx·1 = 0)
         f[n - 1] = gam * math.expm1(-z[n - 1]) + np.dot(lSy, bg) + np.dot(lSx, f[d:d + N])
     delta = a * phi * (cfp * sp - cfm * sm) * g - beta
-    return f, delta, b, p, q, bg, lSy, lSx, av, dq, g, St, gam
+    if out.shape[0] == 0:
+        return f, 0.0, 0.0, 0.0
+    h = gam * dq * g / St
+    for i in range(d):
+        out[i] = delta[i]
+        out[d + i] = b[i]
+        out[2 * d + i] = bg[i]
+        out[3 * d + i] = lSy[i]
+        out[4 * d + i] = h[i]
+        out[5 * d + i] = q[i]
+    o = 6 * d
+    for k in range(N):
+        out[o + k] = p[k]
+        out[o + N + k] = p[k] - lSx[k]
+        out[o + 2 * N + k] = gam * av[k]
+        out[o + 3 * N + k] = av[k]
+    return f, St, gam, (-gam * math.exp(-z[n - 1]) if timed else 0.0)
 
 
-@njit(cache=True)
+# xi_rhs, xi_jac_factors, dlogkappa_xi are plain Python, as rhs (module docstring).
 def xi_rhs(sigma, z, Xt, D, A):
     """d z / d sigma for z = (y, xi) or z = (y, xi, omega)."""
-    return _common_xi(sigma, z, Xt, D, A)[0]
+    return _common_xi(sigma, z, Xt, D, A, _NO_FACTORS)[0]
 
 
-@njit(cache=True)
 def xi_jac_factors(sigma, z, Xt, D, A):
     """Factors of the Jacobian of ``xi_rhs`` (math: flowkit/structured.py, ``JacobianXi``):
 
@@ -350,12 +455,14 @@ def xi_jac_factors(sigma, z, Xt, D, A):
     d Lambda/d xi = -p).  Returns (delta, b, p, b g, lSy, e1, h, u, q, a_v, S~, gamma~,
     J_omega,omega); the omega row's (y, xi)-derivatives are left out, as in ``jac_factors``.
     The one O(N² d) part, the Gram matrix Xt diag(q) Xtᵀ, is left to the caller
-    (structured.gram: symmetric BLAS)."""
+    (structured.gram: symmetric BLAS).  (Computed in ``_common_xi``; the vectors are views
+    of one buffer.)"""
     N, d = Xt.shape
-    n = z.shape[0]
-    f, delta, b, p, q, bg, lSy, lSx, av, dq, g, St, gam = _common_xi(sigma, z, Xt, D, A)
-    jww = -gam * math.exp(-z[n - 1]) if n > d + N else 0.0
-    return delta, b, p, bg, lSy, p - lSx, gam * dq * g / St, gam * av, q, av, St, gam, jww
+    out = np.empty(6 * d + 4 * N)
+    _, St, gam, jww = _common_xi(sigma, z, Xt, D, A, out)
+    delta, b, bg, lSy, h, q = (out[k * d:(k + 1) * d] for k in range(6))
+    p, e1, u, av = (out[6 * d + k * N:6 * d + (k + 1) * N] for k in range(4))
+    return delta, b, p, bg, lSy, e1, h, u, q, av, St, gam, jww
 
 
 @njit(cache=True)
@@ -395,9 +502,11 @@ def margin_offsets(sigma, y, Xt, D, A):
     """xi = m(y) - gamma~, shifted so that mean e^{-xi} = 1 (gamma~-consistent)."""
     _, _, w = state_to_w(sigma, y, D, A)
     m = Xt @ w
-    mmin = m.min()
-    xi = m - mmin
-    Z = np.exp(-xi).sum()
+    xi = m - _amin(m)
+    e = np.exp(-xi)
+    Z = 0.0
+    for k in range(m.shape[0]):
+        Z += e[k]
     return xi + math.log(Z / m.shape[0])
 
 
@@ -409,11 +518,7 @@ def log_kappa_xi(sigma, y, xi, Xt, D, A):
     return _log_kappa(dp, dm, Xt.T @ p, D, A)
 
 
-@njit(cache=True)
 def dlogkappa_xi(sigma, y, xi, Xt, D, A):
     """d log kappa / d sigma along the flow from the state (y, xi): the omega row of
     ``xi_rhs`` at omega = 0."""
-    z = np.zeros(y.shape[0] + xi.shape[0] + 1)
-    z[:y.shape[0]] = y
-    z[y.shape[0]:-1] = xi
-    return _common_xi(sigma, z, Xt, D, A)[0][-1]
+    return _common_xi(sigma, np.concatenate((y, xi, np.zeros(1))), Xt, D, A, _NO_FACTORS)[0][-1]
