@@ -94,11 +94,17 @@ def all_figures(runs, sol, summ, grid, out):
                                      rate=th[k]["rate"]) for k in THEOREM_LABELS}
     save(figures.theorem_panel(None, tdata), "theorems", "Theorems 4, 6, 7: distance to the predicted limit")
 
-    ddata = {}
-    for D, r in summ["depth_law"].items():
-        mu = np.array([np.nan if m is None else m for m in r["mu"]], float)
-        ok = np.isfinite(mu)
-        if ok.sum() >= 2:
-            ddata[int(D)] = dict(delta=np.array(r["delta"])[ok], mu=mu[ok], fit=r.get("fit"))
-    save(figures.depth_law(ddata), "depth_law", "Depth and accuracy: μ needed for δ-closeness to ℓ1")
+    def law(rows):
+        out = {}
+        for D, r in rows.items():
+            mu = np.array([np.nan if m is None else m for m in r["mu"]], float)
+            ok = np.isfinite(mu)
+            if ok.sum() >= 2:
+                out[int(D)] = dict(delta=np.array(r["delta"])[ok], mu=mu[ok], fit=r.get("fit"))
+        return out
+
+    on_data = summ["depth_law_dataset"]
+    save(figures.depth_law(law(summ["depth_law"]), on_data=law(on_data["depths"]),
+                           dataset=on_data["dataset"]),
+         "depth_law", "Depth and accuracy: μ needed for δ-closeness to ℓ1")
     return made

@@ -507,15 +507,18 @@ def theorem_panel(target=None, data=None, *, title=r"Distance of $\hat w$ to the
 
 
 @_styled
-def depth_law(data, *, title=r"Accuracy for a $\delta$-approximation of $\ell_1$ vs depth"):
+def depth_law(data, *, on_data=None, dataset="data",
+              title=r"Accuracy for a $\delta$-approximation of $\ell_1$ vs depth"):
     """log(1/μ) needed for a δ-approximation of the ℓ1 limit: against 1/δ for D = 2
-    (left; μ = exp(-1/δ)) and against log(1/δ) for D > 2 (right; 1/μ = poly(1/δ)).
+    (left; μ = exp(-c/δ)) and against log(1/δ) for D > 2 (middle; 1/μ = poly(1/δ)).
     ``data`` = {depth: dict(delta, mu, fit=dict(slope, intercept[, slope_ci,
     intercept_ci]) or None)}, the fit being y = slope·x + intercept in the panel's own
-    coordinates."""
-    fig = Figure(figsize=(10.0, 4.2))
-    left, right = fig.subplots(1, 2)
-    dcol = style.depth_colours(data)
+    coordinates.  ``on_data`` (same shape, fits ignored): the same on one dataset, all
+    depths against log(1/δ) in a third panel (D = 2 is polynomial there)."""
+    fig = Figure(figsize=(15.0 if on_data else 10.0, 4.2))
+    axes = fig.subplots(1, 3 if on_data else 2)
+    left, right = axes[0], axes[1]
+    dcol = style.depth_colours({**data, **(on_data or {})})
     for i, D in enumerate(sorted(data, key=int)):
         d = data[D]
         delta = np.asarray(d["delta"], dtype=float)
@@ -535,10 +538,21 @@ def depth_law(data, *, title=r"Accuracy for a $\delta$-approximation of $\ell_1$
                     label=f"fit D = {int(D)}: slope {_estimate(s, fit.get('slope_ci'))}, "
                           f"intercept {_estimate(b, fit.get('intercept_ci'))}")
     left.set_xlabel(r"$1/\delta$")
-    left.set_title(r"D = 2: a line if $\mu = e^{-c/\delta}$")
+    left.set_title(r"worst case, D = 2: a line if $\mu = e^{-c/\delta}$")
     right.set_xlabel(r"$\log(1/\delta)$")
-    right.set_title(r"D > 2: a line if $1/\mu = \mathrm{poly}(1/\delta)$")
-    for ax in (left, right):
+    right.set_title(r"worst case, D > 2: a line if $1/\mu = \mathrm{poly}(1/\delta)$")
+    if on_data:
+        ax = axes[2]
+        for i, D in enumerate(sorted(on_data, key=int)):
+            delta = np.asarray(on_data[D]["delta"], dtype=float)
+            mu = np.asarray(on_data[D]["mu"], dtype=float)
+            ok = (delta > 0) & (mu > 0) & np.isfinite(delta) & np.isfinite(mu)
+            ax.plot(np.log(1.0 / delta[ok]), np.log(1.0 / mu[ok]), ls="-", lw=1.0,
+                    color=dcol[int(D)], marker=MARKERS[i % len(MARKERS)], ms=5,
+                    mfc=dcol[int(D)], mec=R["edge"], mew=0.6, label=f"D = {int(D)}")
+        ax.set_xlabel(r"$\log(1/\delta)$")
+        ax.set_title(f"one dataset ({dataset}): polynomial at every D")
+    for ax in axes:
         ax.set_ylabel(r"$\log(1/\mu)$")
         if ax.lines:
             ax.legend(loc="best")

@@ -7,8 +7,10 @@ file.  Nothing here integrates or solves; ``summary`` is the contract of summary
 * theorems: distance of ŵ to the ℓ2, Q_μ and ℓ1 points under γ̃ = α^{D/2}, α^D/μ, α^{2D},
   with the fitted log-log rate;
 * kink_mu0: the first kink of the fig3d Q_μ path;
-* depth_law: μ with excess_ℓ1(Q^D_μ) = δ, fitted as log(1/μ) = a/δ + b (D = 2) and
-  log(1/μ) = a log(1/δ) + b (D > 2).
+* depth_law: the smallest μ with excess_ℓ1(Q^D_μ) = δ over the near-tie family
+  (worst case, the paper's sense), fitted as log(1/μ) = a/δ + b and as
+  log(1/μ) = a log(1/δ) + b, with the predicted asymptotic slopes (depthlaw.py);
+  depth_law_dataset: the same on the Fig. 5 dataset, where D = 2 is polynomial.
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ import numpy as np
 
 from flowkit.store import open_store, run_id
 
+from .depthlaw import d2_constant, power_exponent
 from .fits import linear_fit, loglog_fit
 
 __all__ = ["load_runs", "accuracy", "summary", "ACCURACY_EXAMPLES"]
@@ -90,16 +93,19 @@ def theorems(runs, sol, dataset):
     return out
 
 
-def depth_law(sol):
-    """Per depth: δ, μ(δ), ``fit`` in the paper's model for that depth, and both models'
-    fits (``fit_inverse``: log(1/μ) = a/δ + b; ``fit_power``: log(1/μ) = a log(1/δ) + b)
-    so that the two can be compared on the same data."""
+def _depth_fits(groups, theory):
+    """{depth: delta, mu, both models' fits, ``fit`` (the paper's model for that depth)
+    and ``theory`` (the predicted asymptotic slope of that model, see depthlaw.py)}."""
     out = {}
-    for key, g in sol["depth_law"].items():
+    for key, g in groups.items():
+        if not key.startswith("D"):
+            continue
         D = int(key[1:])
         delta, mu = np.asarray(g["delta"]), np.asarray(g["mu"])
         ok = np.isfinite(mu)
         row = {"delta": delta.tolist(), "mu": mu.tolist()}
+        if "t_star" in g:
+            row["t_star"] = np.asarray(g["t_star"]).tolist()
         if ok.sum() >= 3:
             y = np.log(1.0 / mu[ok])
             for name, x, model in (("fit_inverse", 1.0 / delta[ok], "log(1/mu) = a/delta + b"),
@@ -108,8 +114,27 @@ def depth_law(sol):
                 row[name] = dict(model=model, slope=f["slope"], slope_ci=f["slope_ci"],
                                  intercept=f["intercept"], intercept_ci=f["intercept_ci"], r2=f["r2"])
             row["fit"] = row["fit_inverse"] if D == 2 else row["fit_power"]
+        row["theory"] = theory(D)
         out[str(D)] = row
     return out
+
+
+def depth_law(sol):
+    """Worst case over the near-tie family (the paper's sense; depthlaw.py): per depth δ,
+    μ(δ), t*, both models' fits (``fit_inverse``: log(1/μ) = a/δ + b; ``fit_power``:
+    log(1/μ) = a log(1/δ) + b), ``fit`` (the paper's model) and ``theory``: the
+    asymptotic slope g(k) of the 1/δ model (D = 2) or D/(D-2) of the power model."""
+    k = int(sol["depth_law"]["copies"])
+    return _depth_fits(sol["depth_law"], lambda D: d2_constant(k) if D == 2 else power_exponent(D))
+
+
+def depth_law_dataset(sol):
+    """The same on one dataset (the Fig. 5 data): D = 2 is polynomial there, with the
+    log(1/δ)-slope tending to 1/(1 - rho_max); for D > 2 to 1 (``theory``, depthlaw.py)."""
+    g = sol["depth_law_dataset"]
+    rho = float(g["rho_max"])
+    rows = _depth_fits(g, lambda D: 1.0 / (1.0 - rho) if D == 2 else 1.0)
+    return {"dataset": str(g["dataset"]), "rho_max": rho, "depths": rows}
 
 
 def summary(runs, sol, grid):
@@ -122,4 +147,5 @@ def summary(runs, sol, grid):
         "kink_mu0": {"fig3d": float(kinks[0]) if len(kinks) else None},
         "theorems": theorems(runs, sol, grid.fig5_dataset),
         "depth_law": depth_law(sol),
+        "depth_law_dataset": depth_law_dataset(sol),
     }

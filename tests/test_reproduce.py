@@ -40,7 +40,7 @@ def _numbers(x):
 
 def test_summary_schema(outdir):
     s = json.loads((outdir / "summary.json").read_text())
-    assert set(s) == {"accuracy", "fig5b", "kink_mu0", "theorems", "depth_law"}
+    assert set(s) == {"accuracy", "fig5b", "kink_mu0", "theorems", "depth_law", "depth_law_dataset"}
     for row in s["accuracy"]:
         assert set(row) == {"alpha", "depth", "mu", "log10_loss"}
     for D in map(str, REDUCED.fig5_depths):
