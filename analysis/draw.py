@@ -87,7 +87,8 @@ def all_figures(runs, sol, summ, grid, out):
     pts = {int(D): (np.array(r["alpha_D"]), np.array(r["gamma_5pct"], float)) for D, r in summ["fig5b"].items()}
     fits = {int(D): {k: r[k] for k in ("slope", "slope_ci", "intercept", "intercept_ci")}
             for D, r in summ["fig5b"].items()}
-    save(figures.fig5b(pts, fits), "fig5b", "Figure 5(b): accuracy for 5% excess ℓ1 norm against α^D")
+    theory = {int(D): r["theory"]["mu_level"] for D, r in summ["fig5b"].items() if r.get("theory")}
+    save(figures.fig5b(pts, fits, theory=theory), "fig5b", "Figure 5(b): accuracy for 5% excess ℓ1 norm against α^D")
 
     th = summ["theorems"]
     tdata = {THEOREM_LABELS[k]: dict(alpha=np.array(th[k]["alpha"]), distance=np.array(th[k]["distance"]),

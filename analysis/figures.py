@@ -435,13 +435,14 @@ def fig5a(curves, *, levels=(0.05, 0.01),
 
 
 @_styled
-def fig5b(points, fits, *, level=0.05,
+def fig5b(points, fits, *, theory=None, level=0.05,
           title=r"Accuracy needed vs initialisation (paper Fig. 5b)"):
     """γ̃ at which the excess ℓ1 norm reaches ``level`` against α^D, log-log, one marker
     per depth, with the fitted lines γ̃ = e^b (α^D)^a.  ``points``: {depth: (alpha_D,
     gamma)}; ``fits``: {depth: dict(slope, slope_ci, intercept, intercept_ci)} (a CI is a
-    half-width or a (low, high) pair, or None; a depth may be missing from ``fits``)."""
-    fig = Figure(figsize=(5.6, 4.2))
+    half-width or a (low, high) pair, or None; a depth may be missing from ``fits``);
+    ``theory``: {depth: μ_level}, drawn dotted as Theorem 6's asymptote γ̃ = α^D/μ_level."""
+    fig = Figure(figsize=(6.8, 5.0))
     ax = fig.add_subplot()
     dcol = style.depth_colours(points)
     for i, D in enumerate(sorted(points, key=int)):
@@ -458,12 +459,18 @@ def fig5b(points, fits, *, level=0.05,
         ax.plot(xs, np.exp(b) * xs ** a, color=col, lw=1.3, zorder=3,
                 label=f"fit D = {int(D)}: a = {_estimate(a, fit.get('slope_ci'))}, "
                       f"b = {_estimate(b, fit.get('intercept_ci'))}")
+    for D, mu in (theory or {}).items():
+        if D in points:
+            aD = _positive(*points[D])[0]
+            xs = np.geomspace(np.nanmin(aD) / 1.5, np.nanmax(aD) * 1.5, 50)
+            ax.plot(xs, xs / mu, color=dcol[int(D)], ls=":", lw=1.6, zorder=2,
+                    label=rf"D = {int(D)}: $\alpha^D/\mu_{{{100 * level:g}\%}}$, $\mu$ = {mu:.3g}")
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel(r"initialisation scale $\alpha^D$")
     ax.set_ylabel(rf"accuracy $\tilde\gamma$ for {100 * level:g}% excess $\ell_1$ norm")
     ax.set_title(title)
-    ax.legend(loc="best", title=r"$\log\tilde\gamma = a\,\log\alpha^D + b$")
+    ax.legend(loc="upper left", fontsize="small", title=r"$\log\tilde\gamma = a\,\log\alpha^D + b$")
     return fig
 
 

@@ -6,7 +6,8 @@ Per (dataset, depth) group ``/<dataset>/D<depth>``: ``start`` (the mean of y_n x
 flow's first direction), ``l2``, ``l1`` and ``l1_face`` (vertices of the optimal face;
 one row when unique), ``qpath_mu``/``qpath_w`` and ``kinks_mu`` (+ JSON attributes with
 the supports on both sides), ``cross_mu``/``cross_w`` (the Q^D_μ points of the
-cross-lines), and for D > 2 ``l2D_w``/``l2D_objective`` (ℓ_{2/D} KKT points, best first).
+cross-lines), on the Fig. 5 dataset the attribute ``mu_fig5b`` (the Q^D_μ point with
+the Fig. 5(b) excess, Theorem 6's asymptote γ̃ = α^D/μ), and for D > 2 ``l2D_w``/``l2D_objective`` (ℓ_{2/D} KKT points, best first).
 ``/depth_law/D<depth>``: ``delta``, ``mu`` (the smallest μ with excess_ℓ1(Q^D_μ) = δ over
 the near-tie family of depthlaw.py) and ``t_star`` (the family member attaining it);
 ``/depth_law_dataset/D<depth>``: ``delta`` and ``mu`` on the Fig. 5 dataset (attributes
@@ -73,6 +74,8 @@ def compute(grid, path):
                 _group(f, grid.fig5_dataset, D, X, y, grid, l2d=True)
         Xt = y[:, None] * X
         l1_norm = flowkit.max_margin(X, y, "l1").objective
+        for D in grid.fig5_depths:  # Theorem 6's asymptote of Fig. 5(b): γ̃ = α^D/μ_level
+            f[f"{grid.fig5_dataset}/D{D}"].attrs["mu_fig5b"] = mu_for_excess(Xt, D, grid.fig5b_level, l1_norm)
         deltas = np.array(grid.depth_law_deltas, float)
         f.require_group("depth_law").attrs["copies"] = COPIES
         on_data = f.require_group("depth_law_dataset")

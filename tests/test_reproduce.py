@@ -55,6 +55,16 @@ def test_summary_schema(outdir):
         assert set(s["depth_law"][D]) >= {"delta", "mu"}
 
 
+def test_fig5b_meets_theorem_6_asymptote(outdir):
+    # γ̃_5% -> α^D/μ_5%, μ_5% from the Q solver (not from the runs): the ratio falls
+    # towards 1 like 1/α^D (1.006-1.015 at α^D = 100 on the full grid)
+    s = json.loads((outdir / "summary.json").read_text())
+    for D in map(str, REDUCED.fig5_depths):
+        ratio = np.array(s["fig5b"][D]["theory"]["ratio"])
+        assert np.all(np.diff(ratio) < 0) and np.all(ratio > 1.0) and ratio[-1] < 1.03
+        assert set(s["fig5b"][D]["asymptotic"]) >= {"slope", "slope_ci", "intercept", "intercept_ci"}
+
+
 def test_accuracy_examples_exact(outdir):
     # log10 eps = -alpha^D / (mu ln 10), against 40-digit decimal arithmetic
     getcontext().prec = 40
