@@ -215,10 +215,11 @@ def _draw_sphere_panel(ax, *, trajectories, start, l2, l1, qpath_w, cross, q_poi
     if l1_face is not None and len(l1_face) > 1:
         outline, polygon = _face_outline(l1_face)
         az, pt = _ap(outline, centre)
-        h, = ax.plot(az, pt, color=R["l1"], lw=2.6, alpha=0.85, solid_capstyle="round",
-                     zorder=4, label=r"$\ell_1$ optimal face")
+        # a wide grey band, not the ℓ1 star's orange: an α curve already uses that colour
+        h, = ax.plot(az, pt, color=R["reference"], lw=6.0, alpha=0.3, solid_capstyle="round",
+                     zorder=2.5, label=r"$\ell_1$ optimal face")
         if polygon:
-            ax.fill(az, pt, color=R["l1"], alpha=0.25, lw=0, zorder=1)
+            ax.fill(az, pt, color=R["reference"], alpha=0.15, lw=0, zorder=1)
         handles.append(h)
 
     for key, W, kw in (("start", start, dict(marker="^", ms=7, label="start")),
@@ -239,14 +240,24 @@ def _draw_sphere_panel(ax, *, trajectories, start, l2, l1, qpath_w, cross, q_poi
         ax.set_xlim(*lims[0])
         ax.set_ylim(*lims[1])
     # "μ = …" beside each square (or the end of a cross line without one), on the side
-    # facing the middle of the panel so it stays inside
+    # facing the middle of the panel so it stays inside; where squares crowd, the label
+    # goes to the other side, or is left out if both sides are taken
     (x0, x1), (y0, y1) = ax.get_xlim(), ax.get_ylim()
+    placed = []  # (x, y) in axes fractions, side
     for mu in dict.fromkeys(list(q_points) + list(cross)):
         where = q_points.get(mu)
         if where is None:
             where = np.asarray(cross[mu], dtype=float)[-1]
         az, pt = (float(v[0]) for v in _ap(where, centre))
-        right = az > (x0 + x1) / 2
+        fx, fy = (az - x0) / (x1 - x0), (pt - y0) / (y1 - y0)
+        sides = (fx > 0.5, fx <= 0.5)
+        # a label is ~0.12 of the axes wide and ~0.04 high
+        free = [sd for sd in sides if all(sd != s2 or abs(fx - u) > 0.12 or abs(fy - v) > 0.04
+                                          for u, v, s2 in placed)]
+        if not free:
+            continue
+        right = free[0]
+        placed.append((fx, fy, right))
         top = pt > y0 + 0.9 * (y1 - y0)
         ax.annotate(f"μ = {_num(mu)}", (az, pt), xytext=(-5 if right else 5, -4 if top else 3),
                     textcoords="offset points", ha="right" if right else "left",
