@@ -56,11 +56,15 @@ def report(summ, figures, stats, timings, grid):
     L += ["", f"## Theorems 4, 6, 7 on {grid.fig5_dataset} (D = 2)", "",
           f"Distance ‖ŵ − target‖₂ at the end of runs stopped at γ̃ = α^{{D/2}} (target ℓ2), "
           f"α^D/μ with μ = {th['mu']:g} (target Q_μ), and α^{{2D}} (target ℓ1); rate = fitted "
-          "log-log slope in α.", "", "| rule | α | distance | rate |", "|---|---|---|---|"]
+          "log-log slope in α; predicted: −D/2 (ŵ lags its limit by O(1/γ̃)), −D (finite-α "
+          "error O(α^−D)), −D(1 − ρ_max) (Q_μ approaches ℓ1 like μ^(1−ρ_max) at μ = α^−D; "
+          "ρ_max as in the depth-law section).", "",
+          "| rule | α | distance | rate | predicted |", "|---|---|---|---|---|"]
     for key in ("sublinear_l2", "linear_qmu", "superlinear_l1"):
         row = th[key]
         L.append(f"| {key} | {', '.join(f'{a:.3g}' for a in row['alpha'])} | "
-                 f"{', '.join(f'{d:.2e}' for d in row['distance'])} | {_f(row['rate'])} |")
+                 f"{', '.join(f'{d:.2e}' for d in row['distance'])} | {_f(row['rate'])} | "
+                 f"{_f(row.get('theory_rate'))} |")
 
     L += ["", "## Kink of the fig3d Q_μ path", "", f"μ₀ = {_f(summ['kink_mu0']['fig3d'], '.10g')}", ""]
 

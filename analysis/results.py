@@ -104,6 +104,12 @@ def theorems(runs, sol, dataset):
         out[kind]["distance"].append(float(np.linalg.norm(tr.w_hat[-1] - targets[kind])))
     for row in out.values():
         row["rate"] = loglog_fit(row["alpha"], row["distance"])["slope"]
+    # Predicted rates (D = 2): sub-linear, the O(1/γ̃) lag of ŵ behind its limit,
+    # γ̃ = α^{D/2}; linear, the finite-α error O(α^{-D}) (Fig. 5(b)'s ratio falls so too);
+    # super-linear, Q_μ -> ℓ1 like μ^{1-ρ_max} (depthlaw.py) at μ_eff = α^{-D}
+    rho = float(sol["depth_law_dataset"]["rho_max"])
+    for key, rate in (("sublinear_l2", -1.0), ("linear_qmu", -2.0), ("superlinear_l1", -2.0 * (1.0 - rho))):
+        out[key]["theory_rate"] = rate
     out["mu"] = float(sol["theorems"]["mu"])
     return out
 

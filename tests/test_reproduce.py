@@ -65,6 +65,14 @@ def test_fig5b_meets_theorem_6_asymptote(outdir):
         assert set(s["fig5b"][D]["asymptotic"]) >= {"slope", "slope_ci", "intercept", "intercept_ci"}
 
 
+def test_theorem_rates_match_their_predictions(outdir):
+    # -1, -2 and -2(1 - rho_max) = -4/3 on fig3b (rho_max = 1/3 from the ℓ1 LP dual)
+    th = json.loads((outdir / "summary.json").read_text())["theorems"]
+    assert th["superlinear_l1"]["theory_rate"] == pytest.approx(-4.0 / 3.0, rel=1e-9)
+    for key in ("sublinear_l2", "linear_qmu", "superlinear_l1"):
+        assert th[key]["rate"] == pytest.approx(th[key]["theory_rate"], abs=0.1), key
+
+
 def test_accuracy_examples_exact(outdir):
     # log10 eps = -alpha^D / (mu ln 10), against 40-digit decimal arithmetic
     getcontext().prec = 40
