@@ -27,6 +27,7 @@ import math
 import numpy as np
 from scipy.optimize import brentq, minimize_scalar
 
+from flowkit import datasets
 from flowkit.maxmargin import MU_RANGE, max_margin
 from flowkit.maxmargin.q import solve_q
 
@@ -60,11 +61,8 @@ def mu_for_excess(Xt, depth, delta, l1_norm, lo=None, hi=1e6):
 
 
 def near_tie(t, copies=COPIES):
-    """X̃ (one sample, label +1) of the family: x = (1, 1-t, ..., 1-t), 0 < t < 1.
-    Its ℓ1 max-margin point is e₁ with ‖·‖₁ = 1."""
-    if not 0.0 < t < 1.0:
-        raise ValueError(f"t must lie in (0, 1); got {t!r}")
-    return np.array([[1.0] + [1.0 - t] * int(copies)])
+    """X̃ of ``flowkit.datasets.near_tie`` (one sample, label +1): x = (1, 1-t, ..., 1-t)."""
+    return datasets.near_tie(t, copies)[0]
 
 
 def worst_case_mu(depth, delta, copies=COPIES, grid=25):

@@ -72,6 +72,8 @@ def test_one_dataset_is_polynomial_with_the_lp_dual_exponent():
 def test_out_of_range_delta_is_an_error_not_a_number():
     with pytest.raises(RuntimeError, match="needs mu below"):
         mu_for_excess(near_tie(0.01), 3, 1e-4, 1.0)
-    with pytest.raises(ValueError):
-        near_tie(1.5)
+    with pytest.raises(flowkit.ParameterError, match="t must be"):
+        flowkit.datasets.near_tie(1.5)
+    with pytest.raises(flowkit.ParameterError, match="copies"):
+        flowkit.datasets.near_tie(0.5, copies=0)
     assert np.isnan(mu_for_excess(near_tie(0.9), 2, 0.3, 1.0))
