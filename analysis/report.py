@@ -77,7 +77,7 @@ def report(summ, figures, stats, timings, grid):
           "log(1/μ) ≈ g(3)/δ, g(3) = " + _f(law.get("2", {}).get("theory")) + ", for D = 2 and "
           "log(1/μ) ≈ D/(D−2)·log(1/δ) for D > 2 as δ → 0.", "",
           "Both models are fitted at every depth; the paper's is marked *; "
-          "'theory' is the predicted asymptotic slope of the paper's model.", ""]
+          "'theory' is the predicted asymptotic slope (δ → 0).", ""]
     L += _depth_table(law)
     L += ["", f"On one dataset ({on_data['dataset']}) the rate for D = 2 is polynomial, not "
           "exp(−1/δ): its ℓ1 point is a non-degenerate vertex, so an off-support coordinate with "
@@ -108,7 +108,7 @@ def _depth_table(rows):
             star = "*" if fit and fit == row.get("fit") else ""
             data = (f"{', '.join(f'{d:.3g}' for d in row['delta'])} | "
                     f"{', '.join(_f(m, '.3g') for m in row['mu'])}") if first else " | "
-            theory = _f(row.get("theory")) if star else ""
+            theory = _f(row.get("theory")) if row.get("theory_model") == key else ""
             L.append(f"| {D if first else ''} | {data} | {fit.get('model', '—')}{star} | "
                      f"{_f(fit.get('slope'))} | {_ci(fit.get('slope_ci'))} | {_f(fit.get('r2'))} | {theory} |")
             first = False

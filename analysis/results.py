@@ -116,7 +116,8 @@ def theorems(runs, sol, dataset):
 
 def _depth_fits(groups, theory):
     """{depth: delta, mu, both models' fits, ``fit`` (the paper's model for that depth)
-    and ``theory`` (the predicted asymptotic slope of that model, see depthlaw.py)}."""
+    ``theory`` (a predicted asymptotic slope, see depthlaw.py) and ``theory_model`` (the
+    fit it is the slope of)}."""
     out = {}
     for key, g in groups.items():
         if not key.startswith("D"):
@@ -135,7 +136,7 @@ def _depth_fits(groups, theory):
                 row[name] = dict(model=model, slope=f["slope"], slope_ci=f["slope_ci"],
                                  intercept=f["intercept"], intercept_ci=f["intercept_ci"], r2=f["r2"])
             row["fit"] = row["fit_inverse"] if D == 2 else row["fit_power"]
-        row["theory"] = theory(D)
+        row["theory_model"], row["theory"] = theory(D)
         out[str(D)] = row
     return out
 
@@ -146,7 +147,8 @@ def depth_law(sol):
     log(1/μ) = a log(1/δ) + b), ``fit`` (the paper's model) and ``theory``: the
     asymptotic slope g(k) of the 1/δ model (D = 2) or D/(D-2) of the power model."""
     k = int(sol["depth_law"]["copies"])
-    return _depth_fits(sol["depth_law"], lambda D: d2_constant(k) if D == 2 else power_exponent(D))
+    return _depth_fits(sol["depth_law"], lambda D: ("fit_inverse", d2_constant(k)) if D == 2
+                       else ("fit_power", power_exponent(D)))
 
 
 def depth_law_dataset(sol):
@@ -154,7 +156,7 @@ def depth_law_dataset(sol):
     log(1/δ)-slope tending to 1/(1 - rho_max); for D > 2 to 1 (``theory``, depthlaw.py)."""
     g = sol["depth_law_dataset"]
     rho = float(g["rho_max"])
-    rows = _depth_fits(g, lambda D: 1.0 / (1.0 - rho) if D == 2 else 1.0)
+    rows = _depth_fits(g, lambda D: ("fit_power", 1.0 / (1.0 - rho) if D == 2 else 1.0))
     return {"dataset": str(g["dataset"]), "rho_max": rho, "depths": rows}
 
 
