@@ -15,7 +15,7 @@ from .problem import Problem
 from .stopping import resolve_stopping_rule
 from .trajectory import Trajectory
 
-__all__ = ["integrate", "save_grid"]
+__all__ = ["integrate", "save_grid", "save_points"]
 
 
 def save_grid(target, points_per_decade=20, extra=()):
@@ -27,6 +27,24 @@ def save_grid(target, points_per_decade=20, extra=()):
     grid = np.logspace(math.log10(lower), math.log10(target), n)[:-1]
     pts = np.unique(np.concatenate([grid, np.asarray(extra, dtype=float), [target]]))
     return pts[pts <= target]
+
+
+def save_points(rule, save_at, points_per_decade):
+    """The checked save grid of a run to ``rule``'s target: ``save_grid`` with ``save_at``
+    as extra points (shared with flowkit.baselines)."""
+    try:
+        extra = () if save_at is None else np.atleast_1d(np.asarray(save_at, dtype=float))
+    except (TypeError, ValueError):
+        raise StoppingRuleError(f"save_at must be a list of numbers; got {save_at!r}") from None
+    if len(extra) and extra.ndim != 1:
+        raise StoppingRuleError(f"save_at must be a flat list of gamma~ values; got shape {extra.shape}")
+    if len(extra) and (not np.all(np.isfinite(extra)) or np.any(extra <= GAMMA_START * 10)
+                       or np.any(extra > rule.gamma)):
+        raise StoppingRuleError(
+            f"save_at values must lie in ({GAMMA_START * 10:g}, target gamma~ = {rule.gamma:.6g}]")
+    if not (isinstance(points_per_decade, (int, np.integer)) and 1 <= points_per_decade <= 1000):
+        raise StoppingRuleError(f"points_per_decade must be an integer in [1, 1000]; got {points_per_decade!r}")
+    return save_grid(rule.gamma, points_per_decade, extra)
 
 
 def integrate(X, y, *, depth, alpha, gamma=None, loss=None, mu=None, save_at=None,
@@ -52,19 +70,7 @@ def integrate(X, y, *, depth, alpha, gamma=None, loss=None, mu=None, save_at=Non
     """
     problem = Problem.build(X, y, depth, alpha)
     rule = resolve_stopping_rule(gamma=gamma, loss=loss, mu=mu, log_alpha_D=problem.log_alpha_D)
-    try:
-        extra = () if save_at is None else np.atleast_1d(np.asarray(save_at, dtype=float))
-    except (TypeError, ValueError):
-        raise StoppingRuleError(f"save_at must be a list of numbers; got {save_at!r}") from None
-    if len(extra) and extra.ndim != 1:
-        raise StoppingRuleError(f"save_at must be a flat list of gamma~ values; got shape {extra.shape}")
-    if len(extra) and (not np.all(np.isfinite(extra)) or np.any(extra <= GAMMA_START * 10)
-                       or np.any(extra > rule.gamma)):
-        raise StoppingRuleError(
-            f"save_at values must lie in ({GAMMA_START * 10:g}, target gamma~ = {rule.gamma:.6g}]")
-    if not (isinstance(points_per_decade, (int, np.integer)) and 1 <= points_per_decade <= 1000):
-        raise StoppingRuleError(f"points_per_decade must be an integer in [1, 1000]; got {points_per_decade!r}")
+    grid = save_points(rule, save_at, points_per_decade)
     flow = Flow(problem, method=method, rtol=rtol, atol=atol)
-    grid = save_grid(rule.gamma, points_per_decade, extra)
     states, stats = flow.advance(flow.sigma0, flow.z0, [math.log(g) for g in grid])
     return Trajectory.from_states(flow, grid, states, stats, rule.describe())
