@@ -1,7 +1,7 @@
 """flowkit: exact gradient-flow trajectories of depth-D diagonal linear networks on
 separable data with the exp-loss, to any training accuracy (Moroshko et al., 2020).
 
-Entry point: :func:`integrate`.
+Entry point: :func:`integrate` (``model="linearized"``: the tangent-kernel model).
 Discrete baselines (GD, the paper's normalised GD): :mod:`flowkit.baselines`.  The solutions trajectories tend to: :func:`max_margin`
 and :func:`q_path`; where a trajectory stands: :mod:`flowkit.diagnostics`.  Many runs:
 :func:`open_store` (HDF5) and :mod:`flowkit.sweep` (``flowkit sweep CONFIG --out FILE.h5``).

@@ -9,13 +9,17 @@ import math
 
 import numpy as np
 
-from .exceptions import StoppingRuleError
+from .exceptions import ParameterError, StoppingRuleError
 from .flow import GAMMA_START, Flow
+from .linearized import LinearizedFlow, LinearizedTrajectory
 from .problem import Problem
 from .stopping import resolve_stopping_rule
 from .trajectory import Trajectory
 
-__all__ = ["integrate", "save_grid", "save_points"]
+__all__ = ["integrate", "save_grid", "save_points", "MODELS"]
+
+# integrate()'s models: name -> (flow, trajectory class)
+MODELS = {"nonlinear": (Flow, Trajectory), "linearized": (LinearizedFlow, LinearizedTrajectory)}
 
 
 def save_grid(target, points_per_decade=20, extra=()):
@@ -48,7 +52,7 @@ def save_points(rule, save_at, points_per_decade):
 
 
 def integrate(X, y, *, depth, alpha, gamma=None, loss=None, mu=None, save_at=None,
-              rtol=1e-10, atol=None, method="Radau", points_per_decade=20):
+              rtol=1e-10, atol=None, method="Radau", points_per_decade=20, model="nonlinear"):
     """Gradient flow of the depth-``depth`` diagonal network from u = alpha·1 to a target
     training accuracy, on linearly separable data (X, y) with the exp-loss.
 
@@ -63,14 +67,19 @@ def integrate(X, y, *, depth, alpha, gamma=None, loss=None, mu=None, save_at=Non
     rtol, atol : solver tolerances (atol on the scaled state, see flow.py).
     method : "Radau" (default), "BDF", "LSODA" (stiff) or "RK45", "RK23", "DOP853".
     points_per_decade : density of the default save grid.
+    model : "nonlinear" (the network, default) or "linearized" (its tangent-kernel model,
+        flowkit.linearized; same engine, its w is the linearised predictor).
 
     Returns
     -------
     Trajectory with gamma~ ascending and its last point exactly at the target.
     """
+    if model not in MODELS:
+        raise ParameterError(f"unknown model {model!r}; choose one of {list(MODELS)}")
+    flow_cls, traj_cls = MODELS[model]
     problem = Problem.build(X, y, depth, alpha)
     rule = resolve_stopping_rule(gamma=gamma, loss=loss, mu=mu, log_alpha_D=problem.log_alpha_D)
     grid = save_points(rule, save_at, points_per_decade)
-    flow = Flow(problem, method=method, rtol=rtol, atol=atol)
+    flow = flow_cls(problem, method=method, rtol=rtol, atol=atol)
     states, stats = flow.advance(flow.sigma0, flow.z0, [math.log(g) for g in grid])
-    return Trajectory.from_states(flow, grid, states, stats, rule.describe())
+    return traj_cls.from_states(flow, grid, states, stats, rule.describe())
