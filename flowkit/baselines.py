@@ -9,10 +9,19 @@ Simulations": "the gradient is normalized by the loss itself"), on the same mode
 Normalised GD is forward Euler on the flow in the time tau with d tau = L dt (math.md,
 "Log-loss time"); a step of size lr is a gradient-flow step of t-length lr / L, so the
 discrete t of the returned ``log_time`` is log Σ_k lr e^{gamma~_k} (lr·k for plain GD).
-In tau, gamma~ grows like e^{c tau} at D = 2 and blows up in finite tau for D > 2, so
-at fixed lr each step moves gamma~ by more and more: the discretisation error grows with
-gamma~ and, where the O(1) gaps between support-vector margins relax faster than 1/lr
-(their rate in tau grows with gamma~), the iteration becomes unstable.
+In tau, gamma~ grows like e^{c tau} at D = 2 and blows up in finite tau for D > 2
+(dgamma~/dtau = kappa grows like gamma~^{(2D-2)/D}), so at fixed lr each step moves
+gamma~ by more and more.  The number of steps to a target stays finite (about
+log(gamma~)/(c lr) at D = 2, bounded in gamma~ for D > 2) and the endpoint error is
+first order in lr.  Stability: the O(1) gaps between the margins of support vectors relax
+at a rate ~ k kappa in tau (k = their rate per unit of gamma~), so forward Euler with a
+fixed lr is stable only while lr k kappa(gamma~) < 2 -- up to gamma~ ~ 1/(k lr) at D = 2.
+Where several support vectors share the margin the iteration then starts raising the
+loss (planted 8-point data, D = 2: lr = 1e-2 first does so at gamma~ ~ 2.6e3; tests).
+That is reported, never smoothed over: ``strict=True`` (default) raises
+UnstableStepError there; ``strict=False`` runs the paper's method as is and counts such
+steps in ``stats["ascent_steps"]``.  A first step large enough to make some u± <= 0
+(lr D alpha^{D-2} |g_i| >= 1, e.g. lr >= 1e-2 at D = 3, alpha = 100) always raises.
 
 Numerics (kernels in ``flowkit._kernels.baselines``): the loss is never formed
 (g = ∇_w log L = -Xtᵀ softmax(-m) with a log-sum-exp shift), the parameters are carried
@@ -38,15 +47,20 @@ stopping, flow) and meanings, except that
 * ``flow`` is the :class:`Iteration` (problem, method, lr) that produced it;
 * ``stats`` has method ("GD" or "NGD"), lr, iterations (full steps of the whole run),
   steps (= iterations), nfev (gradient evaluations, landing included), seconds, tau
-  (the method's own time lr·(k + eta); for GD tau = t) and ``invariants``
+  (the method's own time lr·(k + eta); for GD tau = t), ascent_steps and
+  first_ascent_gamma (``strict=False``), and ``invariants``
   (diagnostics.invariants), whose ``conservation`` entry is the drift of the
   conservation law of the flow, which the discrete method does not keep: a measure of
   its discretisation error (zero for the flow up to rounding).
 
 Errors: bad input raises :class:`flowkit.FlowkitError` subclasses (ValueError) before
 any work; an unstable step raises :class:`UnstableStepError` (a ParameterError: the lr
-is out of range for this problem at that gamma~) and an exhausted budget raises
+is out of range for this problem at that gamma~; ``reason`` is "ascent", "sign",
+"overflow" or "stall") and an exhausted budget (``max_iter``, ``max_seconds``) raises
 :class:`BudgetExceededError` (an IntegrationError), both naming gamma~ and the step.
+Plain GD's gamma~ grows only like the log of its step count (its step is lr L g); it
+gives up with BudgetExceededError as soon as its current rate cannot reach the target
+within ``max_iter``, instead of running out the budget.
 """
 from __future__ import annotations
 
