@@ -65,8 +65,8 @@ def test_limit_is_the_l2_max_margin_solution():
 
 def test_path_is_independent_of_depth_and_alpha(fig4a):
     X, y = fig4a
-    a = flowkit.integrate(X, y, depth=2, alpha=1.0, gamma=1e4, model="linearized")
-    b = flowkit.integrate(X, y, depth=4, alpha=7.0, gamma=1e4, model="linearized")
+    a = flowkit.integrate(X, y, depth=2, alpha=1.0, gamma=1e4, model="linearized", points_per_decade=3)
+    b = flowkit.integrate(X, y, depth=4, alpha=7.0, gamma=1e4, model="linearized", points_per_decade=3)
     np.testing.assert_allclose(b.w, a.w, rtol=1e-9, atol=1e-14)
     np.testing.assert_allclose(b.log_time - a.log_time, _log_K(2, 1.0) - _log_K(4, 7.0), rtol=1e-9)
 
