@@ -34,7 +34,8 @@ __all__ = ["main"]
 
 class _LazyChoices:
     """argparse ``choices`` read from ``module.attr`` only when a value is checked or
-    help is shown, so that building the parser imports no solver."""
+    help is shown, so that building the parser imports no solver (the argument needs a
+    ``metavar``: argparse would list the choices to make one)."""
 
     def __init__(self, module, attr, sort=False):
         self._where, self._sort = (module, attr), sort
@@ -65,11 +66,13 @@ def _parser():
     stop.add_argument("--loss", type=str, help="target loss, exact decimal such as 1e-8700")
     stop.add_argument("--mu", type=float, help="stop at gamma~ = alpha^D / mu")
     run.add_argument("--rtol", type=float, default=1e-10)
-    run.add_argument("--method", choices=_LazyChoices(".flow", "METHODS", sort=True), default="Radau")
+    run.add_argument("--method", choices=_LazyChoices(".flow", "METHODS", sort=True), default="Radau",
+                     metavar="METHOD", help="ODE solver: %(choices)s (default %(default)s)")
     run.add_argument("--json", action="store_true", help="machine-readable output")
 
     mm = sub.add_parser("maxmargin", help="solve one max-margin problem, with its KKT certificate")
-    mm.add_argument("--kind", choices=_LazyChoices(".maxmargin", "KINDS"), required=True)
+    mm.add_argument("--kind", choices=_LazyChoices(".maxmargin", "KINDS"), required=True,
+                    metavar="KIND", help="max-margin problem: %(choices)s")
     mm.add_argument("--mu", type=float, help="Q^D_mu scale (kind Q only)")
     mm.add_argument("--depth", type=int, default=2, help="D for kinds Q and l2/D (default 2)")
     mm.add_argument("--starts", type=int, default=32, help="random restarts for l2/D")
