@@ -28,8 +28,8 @@ from .exceptions import FlowkitError, ParameterError
 __all__ = ["main"]
 
 # Each command imports what it uses when it runs (``flowkit run`` loads neither the
-# max-margin solvers nor the store's h5py; ``flowkit accuracy`` not even scipy):
-# start-up time is part of the interface (benchmarks/startup.py).
+# max-margin solvers nor the store's h5py): start-up time is part of the interface
+# (benchmarks/startup.py, tests/test_startup.py).
 
 
 class _LazyChoices:
