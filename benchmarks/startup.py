@@ -4,7 +4,8 @@ compilation included, <= 15 s; later runs (numba cache warm) <= 2 s to first res
 Every measurement is a fresh ``python`` subprocess started the way the ``flowkit``
 console script starts (``from flowkit.cli import main; main()``, see setup.cfg), with
 PYTHONPATH pointing at the source tree under test and its own numba cache
-(NUMBA_CACHE_DIR):
+(NUMBA_CACHE_DIR).  Sources are interleaved (each repetition runs every source in turn),
+so that a change of machine load during the benchmark affects all of them alike:
 
 * cold: a new, empty NUMBA_CACHE_DIR per repetition (first run after install: every
   kernel is compiled and written to the cache);
@@ -94,31 +95,37 @@ def export(spec, into):
     return tree
 
 
-def measure(label, tree, args, work):
-    env = dict(os.environ, PYTHONPATH=str(tree), PYTHONUNBUFFERED="1")
-    cwd = work / "cwd"
-    cwd.mkdir(exist_ok=True)
-    rows = {"import": [], "cold": [], "warm": []}
+def measure(trees, args, tmp):
+    """Timings per source, interleaved (each repetition runs every source in turn), so
+    that a change of machine load during the benchmark affects all sources alike."""
+    envs = {label: dict(os.environ, PYTHONPATH=str(tree), PYTHONUNBUFFERED="1") for label, tree in trees.items()}
+    cwd = tmp / "cwd"
+    rows = {label: {"import": [], "cold": [], "warm": []} for label in trees}
     results = set()
-    for _ in range(args.reps_warm):
-        rows["import"].append(timed([sys.executable, "-c", "import flowkit"], env, cwd)[:2] + (os.getloadavg()[0],))
-    cache = None
+
+    def run(label, key, argv):
+        load = os.getloadavg()[0]
+        first, cpu, lines = timed(argv, envs[label], cwd)
+        rows[label][key].append((first, cpu, load))
+        if key != "import":
+            results.add(tuple(lines[1:4]))
+        return first, cpu, load
+
     for k in range(args.reps_cold):
-        cache = work / f"numba-cache-{k}"
-        env["NUMBA_CACHE_DIR"] = str(cache)
+        for i, label in enumerate(trees):
+            envs[label]["NUMBA_CACHE_DIR"] = str(tmp / f"numba-cache-{i}-{k}")
+            first, cpu, load = run(label, "cold", [sys.executable, "-c", CONSOLE] + COMMAND)
+            print(f"  {label}: cold {first:.2f} s (cpu {cpu:.1f} s, load {load:.1f})", flush=True)
+    floor = []
+    for _ in range(args.reps_warm):  # on the cache of the last cold repetition
+        for label in trees:
+            run(label, "warm", [sys.executable, "-c", CONSOLE] + COMMAND)
+            run(label, "import", [sys.executable, "-c", "import flowkit"])
         load = os.getloadavg()[0]
-        first, cpu, lines = timed([sys.executable, "-c", CONSOLE] + COMMAND, env, cwd)
-        rows["cold"].append((first, cpu, load))
-        results.add(tuple(lines[1:4]))
-        print(f"  {label}: cold {first:.2f} s (cpu {cpu:.1f} s, load {load:.1f})", flush=True)
-    env["NUMBA_CACHE_DIR"] = str(cache)
-    for _ in range(args.reps_warm):
-        load = os.getloadavg()[0]
-        first, cpu, lines = timed([sys.executable, "-c", CONSOLE] + COMMAND, env, cwd)
-        rows["warm"].append((first, cpu, load))
-        results.add(tuple(lines[1:4]))
-    print(f"  {label}: warm " + ", ".join(f"{r[0]:.2f}" for r in rows["warm"]) + " s", flush=True)
-    return rows, results
+        floor.append(timed([sys.executable, "-c", FLOOR], dict(os.environ), cwd)[:2] + (load,))
+    for label in trees:
+        print(f"  {label}: warm " + ", ".join(f"{r[0]:.2f}" for r in rows[label]["warm"]) + " s", flush=True)
+    return rows, results, floor
 
 
 def summary(samples):
@@ -129,14 +136,17 @@ def summary(samples):
 def write_md(floor, data, args, loads, same):
     out = ["# Start-up time of `flowkit run`", "",
            f"`python benchmarks/startup.py` — command `flowkit {' '.join(COMMAND)}`; "
-           f"{args.reps_cold} cold and {args.reps_warm} warm repetitions per source, each a fresh process. "
+           f"{args.reps_cold} cold and {args.reps_warm} warm repetitions per source, each a fresh process, "
+           "the sources interleaved. "
            "Time to first result: wall seconds from starting the process until its first line of "
            "output arrives (the run prints its result when the integration is done); floor and "
-           "import rows: until the process exits. CPU: the process's user + system seconds.", "",
+           "import rows: until the process exits. CPU: the process's user + system seconds, "
+           "interpreter exit included (~0.2 s after a run's result is out, so CPU can exceed the "
+           "time to first result).", "",
            f"Machine: {os.cpu_count()} cores, {platform.platform()}, CPython {platform.python_version()}; "
            f"1-minute load average during the measurements {min(loads):.1f}–{max(loads):.1f} "
-           "(a load above ~1 means other processes shared the cores: wall times are then inflated, "
-           "CPU times much less so).", "",
+           "(it counts the measured process itself; above ~2 on 2 cores processes waited for a core "
+           "and wall times are inflated, CPU times much less so).", "",
            "| source | measurement | contract | median s | min s | max s | median CPU s | meets contract |",
            "|---|---|---|---|---|---|---|---|"]
     med, lo, hi, cpu = summary(floor)
@@ -219,19 +229,16 @@ def main():
         plot(raw["floor"], raw["data"])
         return
     sources = [s.partition("=")[::2] for s in (args.src or [f"this checkout={REPO}"])]
-    data, results, loads = {}, set(), []
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         (tmp / "cwd").mkdir()
-        floor = [timed([sys.executable, "-c", FLOOR], dict(os.environ), tmp / "cwd")[:2] + (os.getloadavg()[0],)
-                 for _ in range(args.reps_warm)]
+        trees = {}
         for k, (label, spec) in enumerate(sources):
             work = tmp / f"src{k}"
             work.mkdir()
-            tree = export(spec, work)
-            print(f"{label}: {tree}", flush=True)
-            data[label], res = measure(label, tree, args, work)
-            results |= res
+            trees[label] = export(spec, work)
+            print(f"{label}: {trees[label]}", flush=True)
+        data, results, floor = measure(trees, args, tmp)
     loads = [s[2] for s in floor] + [s[2] for rows in data.values() for v in rows.values() for s in v]
     if len(results) != 1:
         print("result lines differ between runs:", *results, sep="\n", file=sys.stderr)
