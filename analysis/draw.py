@@ -87,18 +87,25 @@ def all_figures(runs, sol, summ, grid, out):
     pts = {int(D): (np.array(r["alpha_D"]), np.array(r["gamma_5pct"], float)) for D, r in summ["fig5b"].items()}
     fits = {int(D): {k: r[k] for k in ("slope", "slope_ci", "intercept", "intercept_ci")}
             for D, r in summ["fig5b"].items()}
-    save(figures.fig5b(pts, fits), "fig5b", "Figure 5(b): accuracy for 5% excess ℓ1 norm against α^D")
+    theory = {int(D): r["theory"]["mu_level"] for D, r in summ["fig5b"].items() if r.get("theory")}
+    save(figures.fig5b(pts, fits, theory=theory), "fig5b", "Figure 5(b): accuracy for 5% excess ℓ1 norm against α^D")
 
     th = summ["theorems"]
     tdata = {THEOREM_LABELS[k]: dict(alpha=np.array(th[k]["alpha"]), distance=np.array(th[k]["distance"]),
                                      rate=th[k]["rate"]) for k in THEOREM_LABELS}
     save(figures.theorem_panel(None, tdata), "theorems", "Theorems 4, 6, 7: distance to the predicted limit")
 
-    ddata = {}
-    for D, r in summ["depth_law"].items():
-        mu = np.array([np.nan if m is None else m for m in r["mu"]], float)
-        ok = np.isfinite(mu)
-        if ok.sum() >= 2:
-            ddata[int(D)] = dict(delta=np.array(r["delta"])[ok], mu=mu[ok], fit=r.get("fit"))
-    save(figures.depth_law(ddata), "depth_law", "Depth and accuracy: μ needed for δ-closeness to ℓ1")
+    def law(rows):
+        out = {}
+        for D, r in rows.items():
+            mu = np.array([np.nan if m is None else m for m in r["mu"]], float)
+            ok = np.isfinite(mu)
+            if ok.sum() >= 2:
+                out[int(D)] = dict(delta=np.array(r["delta"])[ok], mu=mu[ok], fit=r.get("fit"))
+        return out
+
+    on_data = summ["depth_law_dataset"]
+    save(figures.depth_law(law(summ["depth_law"]), on_data=law(on_data["depths"]),
+                           dataset=on_data["dataset"]),
+         "depth_law", "Depth and accuracy: μ needed for δ-closeness to ℓ1")
     return made

@@ -215,10 +215,11 @@ def _draw_sphere_panel(ax, *, trajectories, start, l2, l1, qpath_w, cross, q_poi
     if l1_face is not None and len(l1_face) > 1:
         outline, polygon = _face_outline(l1_face)
         az, pt = _ap(outline, centre)
-        h, = ax.plot(az, pt, color=R["l1"], lw=2.6, alpha=0.85, solid_capstyle="round",
-                     zorder=4, label=r"$\ell_1$ optimal face")
+        # a wide grey band, not the ℓ1 star's orange: an α curve already uses that colour
+        h, = ax.plot(az, pt, color=R["reference"], lw=6.0, alpha=0.3, solid_capstyle="round",
+                     zorder=2.5, label=r"$\ell_1$ optimal face")
         if polygon:
-            ax.fill(az, pt, color=R["l1"], alpha=0.25, lw=0, zorder=1)
+            ax.fill(az, pt, color=R["reference"], alpha=0.15, lw=0, zorder=1)
         handles.append(h)
 
     for key, W, kw in (("start", start, dict(marker="^", ms=7, label="start")),
@@ -239,14 +240,24 @@ def _draw_sphere_panel(ax, *, trajectories, start, l2, l1, qpath_w, cross, q_poi
         ax.set_xlim(*lims[0])
         ax.set_ylim(*lims[1])
     # "μ = …" beside each square (or the end of a cross line without one), on the side
-    # facing the middle of the panel so it stays inside
+    # facing the middle of the panel so it stays inside; where squares crowd, the label
+    # goes to the other side, or is left out if both sides are taken
     (x0, x1), (y0, y1) = ax.get_xlim(), ax.get_ylim()
+    placed = []  # (x, y) in axes fractions, side
     for mu in dict.fromkeys(list(q_points) + list(cross)):
         where = q_points.get(mu)
         if where is None:
             where = np.asarray(cross[mu], dtype=float)[-1]
         az, pt = (float(v[0]) for v in _ap(where, centre))
-        right = az > (x0 + x1) / 2
+        fx, fy = (az - x0) / (x1 - x0), (pt - y0) / (y1 - y0)
+        sides = (fx > 0.5, fx <= 0.5)
+        # a label is ~0.12 of the axes wide and ~0.04 high
+        free = [sd for sd in sides if all(sd != s2 or abs(fx - u) > 0.12 or abs(fy - v) > 0.04
+                                          for u, v, s2 in placed)]
+        if not free:
+            continue
+        right = free[0]
+        placed.append((fx, fy, right))
         top = pt > y0 + 0.9 * (y1 - y0)
         ax.annotate(f"μ = {_num(mu)}", (az, pt), xytext=(-5 if right else 5, -4 if top else 3),
                     textcoords="offset points", ha="right" if right else "left",
@@ -435,13 +446,14 @@ def fig5a(curves, *, levels=(0.05, 0.01),
 
 
 @_styled
-def fig5b(points, fits, *, level=0.05,
+def fig5b(points, fits, *, theory=None, level=0.05,
           title=r"Accuracy needed vs initialisation (paper Fig. 5b)"):
     """γ̃ at which the excess ℓ1 norm reaches ``level`` against α^D, log-log, one marker
     per depth, with the fitted lines γ̃ = e^b (α^D)^a.  ``points``: {depth: (alpha_D,
     gamma)}; ``fits``: {depth: dict(slope, slope_ci, intercept, intercept_ci)} (a CI is a
-    half-width or a (low, high) pair, or None; a depth may be missing from ``fits``)."""
-    fig = Figure(figsize=(5.6, 4.2))
+    half-width or a (low, high) pair, or None; a depth may be missing from ``fits``);
+    ``theory``: {depth: μ_level}, drawn dotted as Theorem 6's asymptote γ̃ = α^D/μ_level."""
+    fig = Figure(figsize=(6.8, 5.0))
     ax = fig.add_subplot()
     dcol = style.depth_colours(points)
     for i, D in enumerate(sorted(points, key=int)):
@@ -458,12 +470,18 @@ def fig5b(points, fits, *, level=0.05,
         ax.plot(xs, np.exp(b) * xs ** a, color=col, lw=1.3, zorder=3,
                 label=f"fit D = {int(D)}: a = {_estimate(a, fit.get('slope_ci'))}, "
                       f"b = {_estimate(b, fit.get('intercept_ci'))}")
+    for D, mu in (theory or {}).items():
+        if D in points:
+            aD = _positive(*points[D])[0]
+            xs = np.geomspace(np.nanmin(aD) / 1.5, np.nanmax(aD) * 1.5, 50)
+            ax.plot(xs, xs / mu, color=dcol[int(D)], ls=":", lw=1.6, zorder=2,
+                    label=rf"D = {int(D)}: $\alpha^D/\mu_{{{100 * level:g}\%}}$, $\mu$ = {mu:.3g}")
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel(r"initialisation scale $\alpha^D$")
     ax.set_ylabel(rf"accuracy $\tilde\gamma$ for {100 * level:g}% excess $\ell_1$ norm")
     ax.set_title(title)
-    ax.legend(loc="best", title=r"$\log\tilde\gamma = a\,\log\alpha^D + b$")
+    ax.legend(loc="upper left", fontsize="small", title=r"$\log\tilde\gamma = a\,\log\alpha^D + b$")
     return fig
 
 
@@ -507,15 +525,18 @@ def theorem_panel(target=None, data=None, *, title=r"Distance of $\hat w$ to the
 
 
 @_styled
-def depth_law(data, *, title=r"Accuracy for a $\delta$-approximation of $\ell_1$ vs depth"):
+def depth_law(data, *, on_data=None, dataset="data",
+              title=r"Accuracy for a $\delta$-approximation of $\ell_1$ vs depth"):
     """log(1/μ) needed for a δ-approximation of the ℓ1 limit: against 1/δ for D = 2
-    (left; μ = exp(-1/δ)) and against log(1/δ) for D > 2 (right; 1/μ = poly(1/δ)).
+    (left; μ = exp(-c/δ)) and against log(1/δ) for D > 2 (middle; 1/μ = poly(1/δ)).
     ``data`` = {depth: dict(delta, mu, fit=dict(slope, intercept[, slope_ci,
     intercept_ci]) or None)}, the fit being y = slope·x + intercept in the panel's own
-    coordinates."""
-    fig = Figure(figsize=(10.0, 4.2))
-    left, right = fig.subplots(1, 2)
-    dcol = style.depth_colours(data)
+    coordinates.  ``on_data`` (same shape, fits ignored): the same on one dataset, all
+    depths against log(1/δ) in a third panel (D = 2 is polynomial there)."""
+    fig = Figure(figsize=(15.0 if on_data else 10.0, 4.2))
+    axes = fig.subplots(1, 3 if on_data else 2)
+    left, right = axes[0], axes[1]
+    dcol = style.depth_colours({**data, **(on_data or {})})
     for i, D in enumerate(sorted(data, key=int)):
         d = data[D]
         delta = np.asarray(d["delta"], dtype=float)
@@ -535,10 +556,21 @@ def depth_law(data, *, title=r"Accuracy for a $\delta$-approximation of $\ell_1$
                     label=f"fit D = {int(D)}: slope {_estimate(s, fit.get('slope_ci'))}, "
                           f"intercept {_estimate(b, fit.get('intercept_ci'))}")
     left.set_xlabel(r"$1/\delta$")
-    left.set_title(r"D = 2: a line if $\mu = e^{-c/\delta}$")
+    left.set_title(r"worst case, D = 2: a line if $\mu = e^{-c/\delta}$")
     right.set_xlabel(r"$\log(1/\delta)$")
-    right.set_title(r"D > 2: a line if $1/\mu = \mathrm{poly}(1/\delta)$")
-    for ax in (left, right):
+    right.set_title(r"worst case, D > 2: a line if $1/\mu = \mathrm{poly}(1/\delta)$")
+    if on_data:
+        ax = axes[2]
+        for i, D in enumerate(sorted(on_data, key=int)):
+            delta = np.asarray(on_data[D]["delta"], dtype=float)
+            mu = np.asarray(on_data[D]["mu"], dtype=float)
+            ok = (delta > 0) & (mu > 0) & np.isfinite(delta) & np.isfinite(mu)
+            ax.plot(np.log(1.0 / delta[ok]), np.log(1.0 / mu[ok]), ls="-", lw=1.0,
+                    color=dcol[int(D)], marker=MARKERS[i % len(MARKERS)], ms=5,
+                    mfc=dcol[int(D)], mec=R["edge"], mew=0.6, label=f"D = {int(D)}")
+        ax.set_xlabel(r"$\log(1/\delta)$")
+        ax.set_title(f"one dataset ({dataset}): polynomial at every D")
+    for ax in axes:
         ax.set_ylabel(r"$\log(1/\mu)$")
         if ax.lines:
             ax.legend(loc="best")

@@ -36,6 +36,7 @@ class Grid:
     fig5a_gamma: float = 1e8
     fig5b_alpha_D: tuple = tuple(np.logspace(0, 4, 9))
     fig5b_level: float = 0.05
+    fig5b_asymptotic_from: float = 100.0  # α^D where the second (asymptotic) fit starts
     theorem_alphas: tuple = tuple(np.logspace(0.5, 2.5, 7))
     theorem_mu: float = 0.1
     depth_law_depths: tuple = (2, 3, 5, 10)
@@ -47,7 +48,7 @@ class Grid:
 FULL = Grid()
 REDUCED = Grid(fig3_alphas=(0.1, 100.0), fig4_alphas=(0.1, 10.0), cross_mus=(0.5, 0.05),
                gamma_cap=1e8, fig5_depths=(2, 3), fig5a_gamma=1e5,
-               fig5b_alpha_D=(1.0, 10.0, 100.0), theorem_alphas=(3.0, 10.0, 30.0),
+               fig5b_alpha_D=(1.0, 10.0, 100.0), fig5b_asymptotic_from=1.0, theorem_alphas=(3.0, 10.0, 30.0),
                depth_law_depths=(2, 3), depth_law_deltas=(0.3, 0.1, 0.03),
                path_range=(1e2, 1e-3), points_per_decade=6)
 

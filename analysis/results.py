@@ -3,12 +3,15 @@ file.  Nothing here integrates or solves; ``summary`` is the contract of summary
 
 * accuracy: ε = exp(-α^D/μ) as a power of ten (exact: log10 ε = -α^D/(μ ln 10));
 * fig5b: the γ̃ from which the excess ℓ1 norm stays <= 5% (the event's last downward
-  crossing), against α^D, with a log-log fit (slope a, intercept b, 95% CIs);
+  crossing), against α^D, with a log-log fit (slope a, intercept b, 95% CIs), the same
+  fit over large α^D only, and Theorem 6's asymptote γ̃ = α^D/μ_5% (slope 1);
 * theorems: distance of ŵ to the ℓ2, Q_μ and ℓ1 points under γ̃ = α^{D/2}, α^D/μ, α^{2D},
   with the fitted log-log rate;
 * kink_mu0: the first kink of the fig3d Q_μ path;
-* depth_law: μ with excess_ℓ1(Q^D_μ) = δ, fitted as log(1/μ) = a/δ + b (D = 2) and
-  log(1/μ) = a log(1/δ) + b (D > 2).
+* depth_law: the smallest μ with excess_ℓ1(Q^D_μ) = δ over the near-tie family
+  (worst case, the paper's sense), fitted as log(1/μ) = a/δ + b and as
+  log(1/μ) = a log(1/δ) + b, with the predicted asymptotic slopes (depthlaw.py);
+  depth_law_dataset: the same on the Fig. 5 dataset, where D = 2 is polynomial.
 """
 from __future__ import annotations
 
@@ -18,6 +21,7 @@ import numpy as np
 
 from flowkit.store import open_store, run_id
 
+from .depthlaw import d2_constant, power_exponent
 from .fits import linear_fit, loglog_fit
 
 __all__ = ["load_runs", "accuracy", "summary", "ACCURACY_EXAMPLES"]
@@ -62,17 +66,31 @@ def fig5a_curves(runs, sol, dataset):
     return curves
 
 
-def fig5b(runs):
+def fig5b(runs, sol, grid):
+    """Per depth: α^D, γ̃_5% (last downward crossing), the log-log fit over all points,
+    ``asymptotic`` (the fit over α^D >= grid.fig5b_asymptotic_from) and ``theory``:
+    Theorem 6's asymptote γ̃ = α^D/μ_level (slope 1, intercept -log μ_level, μ_level the
+    Q^D_μ point whose excess is the level, from the solutions file)."""
     out = {}
     for meta, spec, tr in runs["fig5b"]:
         ev = tr.stats["event"]
         row = out.setdefault(str(spec.depth), {"alpha_D": [], "gamma_5pct": []})
         row["alpha_D"].append(meta["alpha_D"])
         row["gamma_5pct"].append(ev["gamma_last_down"] if ev["gamma_last_down"] is not None else math.nan)
-    for row in out.values():
+    for D, row in out.items():
         f = loglog_fit(row["alpha_D"], row["gamma_5pct"])
         row.update(slope=f["slope"], slope_ci=f["slope_ci"], intercept=f["intercept"],
                    intercept_ci=f["intercept_ci"], r2=f["r2"])
+        a, g = np.asarray(row["alpha_D"]), np.asarray(row["gamma_5pct"])
+        big = a >= grid.fig5b_asymptotic_from
+        if np.sum(big & np.isfinite(g)) >= 3:
+            f = loglog_fit(a[big], g[big])
+            row["asymptotic"] = dict(min_alpha_D=grid.fig5b_asymptotic_from, slope=f["slope"],
+                                     slope_ci=f["slope_ci"], intercept=f["intercept"],
+                                     intercept_ci=f["intercept_ci"], r2=f["r2"])
+        mu = float(sol[grid.fig5_dataset][f"D{D}"]["mu_fig5b"])
+        row["theory"] = dict(mu_level=mu, slope=1.0, intercept=-math.log(mu),
+                             ratio=(g * mu / a).tolist())  # γ̃_5% / (α^D/μ_level) -> 1
     return out
 
 
@@ -86,20 +104,30 @@ def theorems(runs, sol, dataset):
         out[kind]["distance"].append(float(np.linalg.norm(tr.w_hat[-1] - targets[kind])))
     for row in out.values():
         row["rate"] = loglog_fit(row["alpha"], row["distance"])["slope"]
+    # Predicted rates (D = 2): sub-linear, the O(1/γ̃) lag of ŵ behind its limit,
+    # γ̃ = α^{D/2}; linear, the finite-α error O(α^{-D}) (Fig. 5(b)'s ratio falls so too);
+    # super-linear, Q_μ -> ℓ1 like μ^{1-ρ_max} (depthlaw.py) at μ_eff = α^{-D}
+    rho = float(sol["depth_law_dataset"]["rho_max"])
+    for key, rate in (("sublinear_l2", -1.0), ("linear_qmu", -2.0), ("superlinear_l1", -2.0 * (1.0 - rho))):
+        out[key]["theory_rate"] = rate
     out["mu"] = float(sol["theorems"]["mu"])
     return out
 
 
-def depth_law(sol):
-    """Per depth: δ, μ(δ), ``fit`` in the paper's model for that depth, and both models'
-    fits (``fit_inverse``: log(1/μ) = a/δ + b; ``fit_power``: log(1/μ) = a log(1/δ) + b)
-    so that the two can be compared on the same data."""
+def _depth_fits(groups, theory):
+    """{depth: delta, mu, both models' fits, ``fit`` (the paper's model for that depth)
+    ``theory`` (a predicted asymptotic slope, see depthlaw.py) and ``theory_model`` (the
+    fit it is the slope of)}."""
     out = {}
-    for key, g in sol["depth_law"].items():
+    for key, g in groups.items():
+        if not key.startswith("D"):
+            continue
         D = int(key[1:])
         delta, mu = np.asarray(g["delta"]), np.asarray(g["mu"])
         ok = np.isfinite(mu)
         row = {"delta": delta.tolist(), "mu": mu.tolist()}
+        if "t_star" in g:
+            row["t_star"] = np.asarray(g["t_star"]).tolist()
         if ok.sum() >= 3:
             y = np.log(1.0 / mu[ok])
             for name, x, model in (("fit_inverse", 1.0 / delta[ok], "log(1/mu) = a/delta + b"),
@@ -108,8 +136,28 @@ def depth_law(sol):
                 row[name] = dict(model=model, slope=f["slope"], slope_ci=f["slope_ci"],
                                  intercept=f["intercept"], intercept_ci=f["intercept_ci"], r2=f["r2"])
             row["fit"] = row["fit_inverse"] if D == 2 else row["fit_power"]
+        row["theory_model"], row["theory"] = theory(D)
         out[str(D)] = row
     return out
+
+
+def depth_law(sol):
+    """Worst case over the near-tie family (the paper's sense; depthlaw.py): per depth δ,
+    μ(δ), t*, both models' fits (``fit_inverse``: log(1/μ) = a/δ + b; ``fit_power``:
+    log(1/μ) = a log(1/δ) + b), ``fit`` (the paper's model) and ``theory``: the
+    asymptotic slope g(k) of the 1/δ model (D = 2) or D/(D-2) of the power model."""
+    k = int(sol["depth_law"]["copies"])
+    return _depth_fits(sol["depth_law"], lambda D: ("fit_inverse", d2_constant(k)) if D == 2
+                       else ("fit_power", power_exponent(D)))
+
+
+def depth_law_dataset(sol):
+    """The same on one dataset (the Fig. 5 data): D = 2 is polynomial there, with the
+    log(1/δ)-slope tending to 1/(1 - rho_max); for D > 2 to 1 (``theory``, depthlaw.py)."""
+    g = sol["depth_law_dataset"]
+    rho = float(g["rho_max"])
+    rows = _depth_fits(g, lambda D: ("fit_power", 1.0 / (1.0 - rho) if D == 2 else 1.0))
+    return {"dataset": str(g["dataset"]), "rho_max": rho, "depths": rows}
 
 
 def summary(runs, sol, grid):
@@ -118,8 +166,9 @@ def summary(runs, sol, grid):
     return {
         "accuracy": [dict(alpha=a, depth=D, mu=m, log10_loss=accuracy(a, D, m))
                      for a, D, m in ACCURACY_EXAMPLES],
-        "fig5b": fig5b(runs),
+        "fig5b": fig5b(runs, sol, grid),
         "kink_mu0": {"fig3d": float(kinks[0]) if len(kinks) else None},
         "theorems": theorems(runs, sol, grid.fig5_dataset),
         "depth_law": depth_law(sol),
+        "depth_law_dataset": depth_law_dataset(sol),
     }

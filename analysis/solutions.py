@@ -6,8 +6,12 @@ Per (dataset, depth) group ``/<dataset>/D<depth>``: ``start`` (the mean of y_n x
 flow's first direction), ``l2``, ``l1`` and ``l1_face`` (vertices of the optimal face;
 one row when unique), ``qpath_mu``/``qpath_w`` and ``kinks_mu`` (+ JSON attributes with
 the supports on both sides), ``cross_mu``/``cross_w`` (the Q^D_μ points of the
-cross-lines), and for D > 2 ``l2D_w``/``l2D_objective`` (ℓ_{2/D} KKT points, best first).
-``/depth_law/D<depth>``: ``delta`` and ``mu`` with excess_ℓ1(Q^D_μ) = δ.
+cross-lines), on the Fig. 5 dataset the attribute ``mu_fig5b`` (the Q^D_μ point with
+the Fig. 5(b) excess, Theorem 6's asymptote γ̃ = α^D/μ), and for D > 2 ``l2D_w``/``l2D_objective`` (ℓ_{2/D} KKT points, best first).
+``/depth_law/D<depth>``: ``delta``, ``mu`` (the smallest μ with excess_ℓ1(Q^D_μ) = δ over
+the near-tie family of depthlaw.py) and ``t_star`` (the family member attaining it);
+``/depth_law_dataset/D<depth>``: ``delta`` and ``mu`` on the Fig. 5 dataset (attributes
+``dataset``, ``rho_max``).
 ``/theorems``: ``mu`` and ``q`` (the Q_μ point of the linear rule).
 Written to a temporary file and renamed, so a crash never leaves half a file.
 """
@@ -20,34 +24,13 @@ from pathlib import Path
 
 import h5py
 import numpy as np
-from scipy.optimize import brentq
 
 import flowkit
 from flowkit import datasets
-from flowkit.maxmargin import MU_RANGE
-from flowkit.maxmargin.q import solve_q
 
-__all__ = ["compute", "load", "mu_for_excess"]
+from .depthlaw import COPIES, mu_for_excess, rho_max, worst_case_mu
 
-
-def mu_for_excess(Xt, depth, delta, l1_norm, lo=None, hi=1e6):
-    """μ with ‖w_Q(μ)‖₁/‖w_ℓ1‖₁ - 1 = δ (Brent on log μ; the excess grows with μ).
-
-    Uses the Q solver below the public μ range on purpose: for D = 2 a small δ needs
-    μ ~ exp(-1/δ) (the paper's "Role of depth"); every point is still KKT-certified."""
-    def f(lm):
-        r = solve_q(Xt, math.exp(lm), depth)
-        if r.kkt_residual > 1e-9:
-            raise RuntimeError(f"Q solve not certified at mu = {math.exp(lm):g}")
-        return float(np.sum(np.abs(r.w))) / l1_norm - 1.0 - delta
-
-    # D > 2 approaches ℓ1 polynomially in μ: the validated range suffices (and its dual
-    # needs 1 - |v| ~ μ^{(D-2)/D} > 0); D = 2 needs μ ~ exp(-1/δ), certified point by point
-    lo = (1e-300 if depth == 2 else MU_RANGE[0]) if lo is None else lo
-    a, b = math.log(lo), math.log(hi)
-    if f(a) > 0 or f(b) < 0:  # not that close even at the smallest μ / already at the ℓ2 end
-        return float("nan")
-    return math.exp(brentq(f, a, b, xtol=1e-10, rtol=1e-12))
+__all__ = ["compute", "load"]
 
 
 def _group(f, name, depth, X, y, grid, l2d):
@@ -91,10 +74,19 @@ def compute(grid, path):
                 _group(f, grid.fig5_dataset, D, X, y, grid, l2d=True)
         Xt = y[:, None] * X
         l1_norm = flowkit.max_margin(X, y, "l1").objective
+        for D in grid.fig5_depths:  # Theorem 6's asymptote of Fig. 5(b): γ̃ = α^D/μ_level
+            f[f"{grid.fig5_dataset}/D{D}"].attrs["mu_fig5b"] = mu_for_excess(Xt, D, grid.fig5b_level, l1_norm)
+        deltas = np.array(grid.depth_law_deltas, float)
+        f.require_group("depth_law").attrs["copies"] = COPIES
+        on_data = f.require_group("depth_law_dataset")
+        on_data.attrs["dataset"], on_data.attrs["rho_max"] = grid.fig5_dataset, rho_max(X, y)
         for D in grid.depth_law_depths:
+            worst = np.array([worst_case_mu(D, d) for d in deltas])
             g = f.require_group(f"depth_law/D{D}")
-            g["delta"] = np.array(grid.depth_law_deltas, float)
-            g["mu"] = np.array([mu_for_excess(Xt, D, d, l1_norm) for d in grid.depth_law_deltas])
+            g["delta"], g["mu"], g["t_star"] = deltas, worst[:, 0], worst[:, 1]
+            g = on_data.require_group(f"D{D}")
+            g["delta"] = deltas
+            g["mu"] = np.array([mu_for_excess(Xt, D, d, l1_norm) for d in deltas])
         t = f.require_group("theorems")
         t.attrs["mu"] = grid.theorem_mu
         t["q"] = flowkit.max_margin(X, y, "Q", mu=grid.theorem_mu, depth=2).w

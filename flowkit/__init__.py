@@ -1,28 +1,51 @@
 """flowkit: exact gradient-flow trajectories of depth-D diagonal linear networks on
 separable data with the exp-loss, to any training accuracy (Moroshko et al., 2020).
 
-Entry point: :func:`integrate`.  The solutions trajectories tend to: :func:`max_margin`
-and :func:`q_path`; where a trajectory stands: :mod:`flowkit.diagnostics`.  Many runs:
+Entry point: :func:`integrate` (``model="linearized"``: the tangent-kernel model).
+Discrete baselines (GD, the paper's normalised GD): :mod:`flowkit.baselines`.  The
+solutions trajectories tend to: :func:`max_margin` and :func:`q_path`; where a trajectory stands: :mod:`flowkit.diagnostics`.  Many runs:
 :func:`open_store` (HDF5) and :mod:`flowkit.sweep` (``flowkit sweep CONFIG --out FILE.h5``).
 Math: math.md of the project's reference.
 """
-from . import datasets, diagnostics, potentials
+import importlib
+
 from ._version import __version__
 from .exceptions import (DataError, FlowkitError, NotSeparableError, NumericalRangeError,
                          ParameterError, StoppingRuleError)
-from .flow import METHODS, IntegrationError
-from .integrator import integrate
-from .maxmargin import L1Face, MaxMargin, max_margin
-from .problem import Problem
-from .qpath import Kink, QPath, q_path
-from .stopping import gamma_from_loss
-from .store import StoreError, StoreLockedError, open_store
-from .trajectory import Trajectory
+
+# Everything else is imported on first use (PEP 562 ``__getattr__``): ``import flowkit``
+# and ``flowkit run`` then load neither h5py/h5netcdf (store), the max-margin solvers
+# nor the potentials' kernels unless they are used (benchmarks/startup.py).
+_LAZY = {
+    "integrate": "integrator", "Trajectory": "trajectory", "Problem": "problem",
+    "gamma_from_loss": "stopping", "METHODS": "flow", "IntegrationError": "flow",
+    "max_margin": "maxmargin", "MaxMargin": "maxmargin", "L1Face": "maxmargin",
+    "q_path": "qpath", "QPath": "qpath", "Kink": "qpath",
+    "open_store": "store", "StoreError": "store", "StoreLockedError": "store",
+}
+_SUBMODULES = {"baselines", "linearized", "datasets", "diagnostics", "potentials", "events", "symbolic", "store", "sweep",
+               "maxmargin", "qpath", "integrator", "trajectory", "problem", "stopping", "flow",
+               "cli", "exceptions"}
 
 __all__ = [
-    "integrate", "Trajectory", "Problem", "datasets", "gamma_from_loss", "METHODS",
+    "integrate", "baselines", "Trajectory", "Problem", "datasets", "gamma_from_loss", "METHODS",
     "max_margin", "MaxMargin", "L1Face", "q_path", "QPath", "Kink", "diagnostics", "potentials",
     "open_store", "StoreError", "StoreLockedError",
     "FlowkitError", "DataError", "NotSeparableError", "ParameterError", "StoppingRuleError",
     "NumericalRangeError", "IntegrationError", "__version__",
 ]
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    elif name in _SUBMODULES:
+        value = importlib.import_module(f".{name}", __name__)
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__) | _SUBMODULES)

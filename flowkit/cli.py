@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import math
 import os
@@ -23,12 +24,34 @@ import numpy as np
 
 from . import datasets
 from .exceptions import FlowkitError, ParameterError
-from .flow import METHODS, IntegrationError
-from .integrator import integrate
-from .maxmargin import KINDS, max_margin
-from .qpath import q_path
 
 __all__ = ["main"]
+
+# Each command imports what it uses when it runs (``flowkit run`` loads neither the
+# max-margin solvers nor the store's h5py): start-up time is part of the interface
+# (benchmarks/startup.py, tests/test_startup.py).
+
+
+class _LazyChoices:
+    """argparse ``choices`` read from ``module.attr`` only when a value is checked or
+    help is shown, so that building the parser imports no solver (the argument needs a
+    ``metavar``: argparse would list the choices to make one)."""
+
+    def __init__(self, module, attr, sort=False):
+        self._where, self._sort = (module, attr), sort
+
+    def _values(self):
+        values = getattr(importlib.import_module(self._where[0], __package__), self._where[1])
+        return sorted(values) if self._sort else list(values)
+
+    def __contains__(self, value):
+        return value in self._values()
+
+    def __iter__(self):
+        return iter(self._values())
+
+    def __len__(self):
+        return len(self._values())
 
 
 def _parser():
@@ -43,11 +66,13 @@ def _parser():
     stop.add_argument("--loss", type=str, help="target loss, exact decimal such as 1e-8700")
     stop.add_argument("--mu", type=float, help="stop at gamma~ = alpha^D / mu")
     run.add_argument("--rtol", type=float, default=1e-10)
-    run.add_argument("--method", choices=sorted(METHODS), default="Radau")
+    run.add_argument("--method", choices=_LazyChoices(".flow", "METHODS", sort=True), default="Radau",
+                     metavar="METHOD", help="ODE solver: %(choices)s (default %(default)s)")
     run.add_argument("--json", action="store_true", help="machine-readable output")
 
     mm = sub.add_parser("maxmargin", help="solve one max-margin problem, with its KKT certificate")
-    mm.add_argument("--kind", choices=KINDS, required=True)
+    mm.add_argument("--kind", choices=_LazyChoices(".maxmargin", "KINDS"), required=True,
+                    metavar="KIND", help="max-margin problem: %(choices)s")
     mm.add_argument("--mu", type=float, help="Q^D_mu scale (kind Q only)")
     mm.add_argument("--depth", type=int, default=2, help="D for kinds Q and l2/D (default 2)")
     mm.add_argument("--starts", type=int, default=32, help="random restarts for l2/D")
@@ -108,6 +133,8 @@ def _vec(a):
 
 
 def _maxmargin(args):
+    from .maxmargin import max_margin
+
     X, y = _load(args)
     r = max_margin(X, y, args.kind, mu=args.mu, depth=args.depth, starts=args.starts)
     if args.json:
@@ -133,6 +160,8 @@ def _maxmargin(args):
 
 
 def _path(args):
+    from .qpath import q_path
+
     X, y = _load(args)
     p = q_path(X, y, depth=args.depth, mu_range=tuple(args.mu_range), max_angle=args.max_angle)
     if args.json:
@@ -153,6 +182,8 @@ def _path(args):
 
 
 def _run(args):
+    from .integrator import integrate
+
     X, y = _load(args)
     traj = integrate(X, y, depth=args.depth, alpha=args.alpha, gamma=args.gamma,
                      loss=args.loss, mu=args.mu, rtol=args.rtol, method=args.method)
@@ -244,7 +275,11 @@ def main(argv=None):
     except FlowkitError as exc:
         print(f"flowkit: error: {exc}", file=sys.stderr)
         return 2
-    except IntegrationError as exc:
+    except RuntimeError as exc:
+        from .flow import IntegrationError  # loaded already if a run raised it
+
+        if not isinstance(exc, IntegrationError):
+            raise
         print(f"flowkit: integration failed: {exc}", file=sys.stderr)
         return 1
     except BrokenPipeError:  # output piped into e.g. `head`: not an error of ours

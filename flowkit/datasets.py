@@ -5,7 +5,7 @@ Built-ins (all labels +1):
 * ``fig4a``: the paper's Figure 4(a) data (0.6,0.7,0.8), (0.7,0.6,0.6), (1.0,0.5,0.5);
 * ``fig4b``: Figure 4(b) data (0.6,0.7,0.1), (0.4,0.6,0.6), (1.0,0.5,0.5);
 * ``kink``: (0.7,0.9,0.8), (0.3,0.4,0.9), (0.1,0.8,0.8), whose D = 2 Q_mu path changes
-  support vectors near mu ~ 0.35 (the engine's hard regime past that change);
+  support vectors at mu* = 0.405345840455 (the engine's hard regime past that change);
 * ``fig3b``, ``fig3c``, ``fig3d``: constructed stand-ins for the paper's Figure 3(b)-(d)
   data, which the paper does not print (search and properties: data/README.md,
   data/make_fig3.py, tests/test_datasets_fig3.py):
@@ -18,12 +18,13 @@ Built-ins (all labels +1):
   leaves the D = 2 Q_mu path's support at mu0 ~ 0.1154; Condition 5 holds on flows
   stopped above mu0 and fails below.
 
-CSV files hold one sample per row, the label in the last column (a header line is
-allowed); .npz files hold arrays ``X`` and ``y``.
-
-Generated: ``planted_sparse`` -- Gaussian features labelled by a sparse planted separator
+Generated: ``near_tie(t, copies)``, one sample x = (1, 1-t, ..., 1-t), the worst case
+behind the paper's "Role of depth" rates (analysis/depthlaw.py); ``planted_sparse`` -- Gaussian features labelled by a sparse planted separator
 with a margin (the high-dimensional regime d >> N of the engine's structured linear
 algebra, flowkit/structured.py).
+
+CSV files hold one sample per row, the label in the last column (a header line is
+allowed); .npz files hold arrays ``X`` and ``y``.
 """
 from __future__ import annotations
 
@@ -38,7 +39,7 @@ from .exceptions import DataError, ParameterError
 from .problem import validate_data
 
 __all__ = ["BUILTIN", "load", "load_file", "fig4a", "fig4b", "kink", "fig3b", "fig3c", "fig3d",
-           "planted_sparse"]
+           "near_tie", "planted_sparse"]
 
 BUILTIN = {
     "fig4a": [[0.6, 0.7, 0.8], [0.7, 0.6, 0.6], [1.0, 0.5, 0.5]],
@@ -80,6 +81,18 @@ def fig3c():
 
 def fig3d():
     return load("fig3d")
+
+
+def near_tie(t, copies=3):
+    """(X, y): one sample x = (1, 1-t, ..., 1-t) with ``copies`` near-tied features, label
+    +1, 0 < t < 1.  Its ℓ1 max-margin point is e₁ (unique, norm 1) and the LP-dual ratio
+    of the other features is 1 - t: as t -> 0 the Q^D_μ point needs ever smaller μ to
+    come within δ of it (D = 2: log(1/μ) ~ 1/δ at the worst t; analysis/depthlaw.py)."""
+    if isinstance(t, bool) or not isinstance(t, (int, float, np.floating)) or not 0.0 < t < 1.0:
+        raise ParameterError(f"near_tie: t must be a number in (0, 1); got {t!r}")
+    if isinstance(copies, bool) or not isinstance(copies, (int, np.integer)) or copies < 1:
+        raise ParameterError(f"near_tie: copies must be an integer >= 1; got {copies!r}")
+    return np.array([[1.0] + [1.0 - float(t)] * int(copies)]), np.ones(1)
 
 
 def load_file(path):

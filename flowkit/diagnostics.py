@@ -23,11 +23,10 @@ import numpy as np
 
 from ._kernels.flow import softplus
 from .exceptions import FlowkitError, ParameterError
-from .maxmargin import MU_RANGE
-from .maxmargin.l1 import solve_l1
-from .maxmargin.l2 import solve_l2
-from .maxmargin.q import solve_q
 from .problem import positive_float
+
+# The max-margin solvers (second half) are imported where used: ``invariants`` is on the
+# path of every ``integrate`` call (Trajectory), which needs none of them.
 
 __all__ = ["invariants", "normalized_margins", "support_vectors", "mu_eff", "q_distance",
            "excess_l1", "condition5", "Condition5", "implicit_bias"]
@@ -99,6 +98,10 @@ def q_distance(traj):
     like ŵ).  Solved warm-started point to point.  For μ_eff above the Q solver's range the
     ℓ2 point stands in (Q_μ differs from it by O(μ⁻²) < 1e-12 there); below it, and while
     γ <= 0, NaN.  Returns (distance, mu_eff)."""
+    from .maxmargin import MU_RANGE
+    from .maxmargin.l2 import solve_l2
+    from .maxmargin.q import solve_q
+
     Xt, D = _tilde(traj), traj.depth
     mus = mu_eff(traj)
     lo, hi = MU_RANGE
@@ -122,6 +125,8 @@ def q_distance(traj):
 
 def excess_l1(traj):
     """‖ŵ‖₁ / ‖w_ℓ1‖₁ - 1 at every saved point (the paper's Fig. 5(a)); NaN while γ <= 0."""
+    from .maxmargin.l1 import solve_l1
+
     ref = solve_l1(_tilde(traj)).objective
     with np.errstate(invalid="ignore"):
         return np.where(traj.margin > 0, np.sum(np.abs(traj.w_hat), axis=1) / ref - 1.0, np.nan)

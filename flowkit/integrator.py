@@ -9,13 +9,17 @@ import math
 
 import numpy as np
 
-from .exceptions import StoppingRuleError
+from .exceptions import ParameterError, StoppingRuleError
 from .flow import GAMMA_START, Flow
+from .linearized import LinearizedFlow, LinearizedTrajectory
 from .problem import Problem
 from .stopping import resolve_stopping_rule
 from .trajectory import Trajectory
 
-__all__ = ["integrate", "save_grid"]
+__all__ = ["integrate", "save_grid", "save_points", "MODELS"]
+
+# integrate()'s models: name -> (flow, trajectory class)
+MODELS = {"nonlinear": (Flow, Trajectory), "linearized": (LinearizedFlow, LinearizedTrajectory)}
 
 
 def save_grid(target, points_per_decade=20, extra=()):
@@ -29,8 +33,26 @@ def save_grid(target, points_per_decade=20, extra=()):
     return pts[pts <= target]
 
 
+def save_points(rule, save_at, points_per_decade):
+    """The checked save grid of a run to ``rule``'s target: ``save_grid`` with ``save_at``
+    as extra points (shared with flowkit.baselines)."""
+    try:
+        extra = () if save_at is None else np.atleast_1d(np.asarray(save_at, dtype=float))
+    except (TypeError, ValueError):
+        raise StoppingRuleError(f"save_at must be a list of numbers; got {save_at!r}") from None
+    if len(extra) and extra.ndim != 1:
+        raise StoppingRuleError(f"save_at must be a flat list of gamma~ values; got shape {extra.shape}")
+    if len(extra) and (not np.all(np.isfinite(extra)) or np.any(extra <= GAMMA_START * 10)
+                       or np.any(extra > rule.gamma)):
+        raise StoppingRuleError(
+            f"save_at values must lie in ({GAMMA_START * 10:g}, target gamma~ = {rule.gamma:.6g}]")
+    if not (isinstance(points_per_decade, (int, np.integer)) and 1 <= points_per_decade <= 1000):
+        raise StoppingRuleError(f"points_per_decade must be an integer in [1, 1000]; got {points_per_decade!r}")
+    return save_grid(rule.gamma, points_per_decade, extra)
+
+
 def integrate(X, y, *, depth, alpha, gamma=None, loss=None, mu=None, save_at=None,
-              rtol=1e-10, atol=None, method="Radau", points_per_decade=20):
+              rtol=1e-10, atol=None, method="Radau", points_per_decade=20, model="nonlinear"):
     """Gradient flow of the depth-``depth`` diagonal network from u = alpha·1 to a target
     training accuracy, on linearly separable data (X, y) with the exp-loss.
 
@@ -45,26 +67,19 @@ def integrate(X, y, *, depth, alpha, gamma=None, loss=None, mu=None, save_at=Non
     rtol, atol : solver tolerances (atol on the scaled state, see flow.py).
     method : "Radau" (default), "BDF", "LSODA" (stiff) or "RK45", "RK23", "DOP853".
     points_per_decade : density of the default save grid.
+    model : "nonlinear" (the network, default) or "linearized" (its tangent-kernel model,
+        flowkit.linearized; same engine, its w is the linearised predictor).
 
     Returns
     -------
     Trajectory with gamma~ ascending and its last point exactly at the target.
     """
+    if model not in MODELS:
+        raise ParameterError(f"unknown model {model!r}; choose one of {list(MODELS)}")
+    flow_cls, traj_cls = MODELS[model]
     problem = Problem.build(X, y, depth, alpha)
     rule = resolve_stopping_rule(gamma=gamma, loss=loss, mu=mu, log_alpha_D=problem.log_alpha_D)
-    try:
-        extra = () if save_at is None else np.atleast_1d(np.asarray(save_at, dtype=float))
-    except (TypeError, ValueError):
-        raise StoppingRuleError(f"save_at must be a list of numbers; got {save_at!r}") from None
-    if len(extra) and extra.ndim != 1:
-        raise StoppingRuleError(f"save_at must be a flat list of gamma~ values; got shape {extra.shape}")
-    if len(extra) and (not np.all(np.isfinite(extra)) or np.any(extra <= GAMMA_START * 10)
-                       or np.any(extra > rule.gamma)):
-        raise StoppingRuleError(
-            f"save_at values must lie in ({GAMMA_START * 10:g}, target gamma~ = {rule.gamma:.6g}]")
-    if not (isinstance(points_per_decade, (int, np.integer)) and 1 <= points_per_decade <= 1000):
-        raise StoppingRuleError(f"points_per_decade must be an integer in [1, 1000]; got {points_per_decade!r}")
-    flow = Flow(problem, method=method, rtol=rtol, atol=atol)
-    grid = save_grid(rule.gamma, points_per_decade, extra)
+    grid = save_points(rule, save_at, points_per_decade)
+    flow = flow_cls(problem, method=method, rtol=rtol, atol=atol)
     states, stats = flow.advance(flow.sigma0, flow.z0, [math.log(g) for g in grid])
-    return Trajectory.from_states(flow, grid, states, stats, rule.describe())
+    return traj_cls.from_states(flow, grid, states, stats, rule.describe())

@@ -104,4 +104,5 @@ class Trajectory:
             states[j] = out[-1]
             for key in totals:
                 totals[key] += st[key]
-        return Trajectory.from_states(self.flow, req, states, totals, self.stopping)
+        # type(self): subclasses (flowkit.baselines, flowkit.linearized) evaluate their own states
+        return type(self).from_states(self.flow, req, states, totals, self.stopping)

@@ -689,3 +689,15 @@ def test_damaged_journal_file_is_set_aside_and_recomputed(tmp_path, runs, data):
     store.write(t1, X=X, y=y, dataset="fig4a", settings=s1)
     store.close()
     assert open_store(path).run_ids() == sorted([r0, r1])
+
+
+def test_write_refuses_a_baseline_or_linearized_trajectory(tmp_path):
+    # their states are not the network flow's: stored, they would load back wrong
+    X, y = flowkit.datasets.load("fig4a")
+    lin = flowkit.integrate(X, y, depth=2, alpha=1.0, gamma=10.0, model="linearized",
+                            points_per_decade=2)
+    with open_store(tmp_path / "s.h5", mode="a") as store:
+        with pytest.raises(StoreError, match="linearised"):
+            store.write(lin, X=X, y=y, dataset="fig4a",
+                        settings=dict(depth=2, alpha=1.0, stopping={"gamma": 10.0}))
+        assert len(store) == 0

@@ -52,6 +52,7 @@ import shutil
 import warnings
 
 from ..exceptions import ParameterError
+from ..trajectory import Trajectory
 from ._errors import StoreError
 from ._files import atomic_file, fsync_dir, is_temp
 from ._ids import RUN_ID_LENGTH, describe_stopping
@@ -222,6 +223,11 @@ class Store:
         1e3} etc.) and any non-default method, rtol, atol, points_per_decade, save_at.
         A run already stored is not written again (unless the stored one failed)."""
         self._require_writer()
+        if type(traj) is not Trajectory:
+            # the layout stores the network flow's state; a baseline or linearised run
+            # would load back as a network trajectory and its at() would be wrong
+            raise StoreError(f"the store holds network-flow trajectories of flowkit.integrate; "
+                             f"got a {type(traj).__name__} (a baseline or the linearised model)")
         rec = record_from_trajectory(traj, X=X, y=y, dataset=dataset, settings=settings)
         if rec.run_id in self and self._status(rec.run_id) == "ok":
             return rec.run_id
