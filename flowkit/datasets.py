@@ -19,9 +19,10 @@ Built-ins (all labels +1):
   stopped above mu0 and fails below.
 
 Generated: ``near_tie(t, copies)``, one sample x = (1, 1-t, ..., 1-t), the worst case
-behind the paper's "Role of depth" rates (analysis/depthlaw.py); ``planted_sparse`` -- Gaussian features labelled by a sparse planted separator
-with a margin (the high-dimensional regime d >> N of the engine's structured linear
-algebra, flowkit/structured.py).
+behind the paper's "Role of depth" rates (analysis/depthlaw.py); ``planted_sparse``,
+Gaussian features labelled by a sparse planted separator with a margin (the
+high-dimensional regime d >> N of the engine's structured linear algebra,
+flowkit/structured.py).
 
 CSV files hold one sample per row, the label in the last column (a header line is
 allowed); .npz files hold arrays ``X`` and ``y``.
