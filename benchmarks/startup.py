@@ -23,8 +23,7 @@ Sources (``--src LABEL=SPEC``, repeatable; default: this checkout): SPEC is a di
 a git revision of this repository (exported with ``git archive``), or either followed by
 ``+PATCH`` (applied with ``git apply`` to a copy).  The committed table and figure come from
 
-    python benchmarks/startup.py --src "main (before)=bb85716" --src "this branch=." \\
-        --src "this branch + startup_kernels.patch=.+benchmarks/startup_kernels.patch"
+    python benchmarks/startup.py --src "before (bb85716)=bb85716" --src "now=."
 
 The result lines (gamma~, margin, w_hat) of every run are compared across sources.
 Writes startup.md, startup.png/.pdf and the raw timings startup.json next to this file
