@@ -20,6 +20,11 @@ stops moving: the ``STALL`` status).
 The loops allocate nothing per step (N and d are small; the step costs ~2(N + d)
 transcendental functions), so the baseline's wall time measures the method, not
 Python or allocation overhead.
+
+Compile time (flow.py's docstring, "Compile time"): ``run`` and ``land`` are the jitted
+entry points; ``step_from`` is plain Python around the kernels ``run`` has compiled
+(``fill_w``, ``gamma_and_p``, ``fill_g``, ``trial``), as ``BaselineTrajectory`` calls
+them, so no third entry point re-links and re-optimises them.  Same bits.
 """
 import math
 
@@ -236,7 +241,8 @@ def land(Xt, D, A, logc0, normalized, dp, dm, gam, target):
     return eta, tp.copy(), tm.copy(), gl, nev
 
 
-@njit(cache=True)
+# plain Python (flow.py's docstring, "Compile time"): it calls the kernels that ``run``
+# has compiled already, where a jitted wrapper would link and re-optimise them again
 def step_from(Xt, D, A, logc0, normalized, dp, dm, gam, eta):
     """delta± after the step of fraction eta from (dp, dm) (gamma~ = gam there)."""
     N, d = Xt.shape
