@@ -32,11 +32,15 @@ mu = MU_REAL/h and MU_COMPLEX/h; BDF: I - c J = c (I/c - J)).  With Lambda = dia
   the N x N Schur complement S = A_xixi - A_xiy A_yy^{-1} A_yxi, whose d-sized part is the
   weighted Gram matrix Xt diag(h b / lambda) Xtᵀ diag(p).
 
-Cost: one weighted Gram matrix Xt diag(rho) Xtᵀ, O(N² d), per factorisation (two real ones for
-a complex shift); O(N d) per solve (one product with Xt, one with Xtᵀ); O(N d) memory.
-When delta is the same for every feature -- always for D = 2, where delta = -beta -- the
-weights are rho / (mu - delta_0), so the Gram matrix and the other Xt-products are formed once
-per Jacobian and every factorisation costs O(N³ + d).
+Cost: per Jacobian, the Gram matrices Xt diag(q) Xtᵀ (the xi-xi block) and Xt diag(rho) Xtᵀ
+(the coupling terms above, with lambda replaced by its series in (delta - mid)/(mu - mid),
+``_Structured._products``), O(N² d) by symmetric BLAS; per factorisation O(N³ + d); per
+solve O(N d) (one product with Xt, one with Xtᵀ); memory O(N d).  When delta is the same
+for every feature -- always for D = 2, where delta = -beta -- the series is one exact term;
+otherwise it is cut at the relative accuracy SHIFT_RTOL of that term, the one place where
+the factorised matrix is an approximation of mu I - J (a Newton-iteration matrix, which
+Radau's stale Jacobians make approximate anyway); ``exact = True`` forms the Gram matrix
+of rho / (mu - delta) per shift instead.
 
 ``StructuredRadau`` / ``StructuredBDF`` are scipy's Radau and BDF with ``J``, ``I``, ``lu`` and
 ``solve_lu`` replaced so that ``mu * I - J`` (Radau) and ``I - c * J`` (BDF) stay structured and

@@ -84,9 +84,10 @@ def _run(P, linalg, gamma, ppd=4, method="Radau", rtol=1e-10):
 
 @pytest.mark.parametrize("D", [2, 3])
 def test_structured_trajectory_equals_dense(D):
-    """Through all three state layouts (gamma~ = 1e-14 .. 3e5, past XI_SWITCH and TIME_SWITCH)."""
-    P = _problem(8, 60, D, alpha=1.0, seed=D)
-    dense, struct = _run(P, "dense", 3e5), _run(P, "structured", 3e5)
+    """Through all three state layouts (gamma~ = 1e-14 .. 2e5, past XI_SWITCH and TIME_SWITCH).
+    Measured: 1e-14 (w_hat) and 1e-13 (log t) apart."""
+    P = _problem(6, 40, D, alpha=2.0, seed=D)
+    dense, struct = _run(P, "dense", 2e5), _run(P, "structured", 2e5)
     assert struct.flow.linalg == "structured" and dense.flow.linalg == "dense"
     assert np.max(np.abs(struct.w_hat - dense.w_hat)) <= 1e-9 * np.max(np.abs(dense.w_hat))
     np.testing.assert_allclose(struct.log_time, dense.log_time, rtol=1e-9, atol=0)
@@ -117,3 +118,46 @@ def test_no_d_squared_memory():
     assert tr.flow.linalg == "structured" and tr.gamma[-1] == 1e-10 and tr.stats["njev"] >= 1
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     assert peak_mb < 3000
+
+
+# ---------------------------------------------------------------- data generator, Problem.build for d >> N
+
+def test_planted_sparse():
+    X, y, w = flowkit.datasets.planted_sparse(40, 500, 7, 3, margin=0.4, return_w=True)
+    assert X.shape == (40, 500) and y.shape == (40,) and set(np.unique(y)) <= {-1.0, 1.0}
+    assert np.count_nonzero(w) == 7 and np.linalg.norm(w) == pytest.approx(1.0)
+    assert np.min(y * (X @ w)) >= 0.4 - 1e-12            # separable with the promised margin
+    X2, y2 = flowkit.datasets.planted_sparse(40, 500, 7, 3, margin=0.4)
+    np.testing.assert_array_equal(X, X2)                 # seeded
+    assert not np.array_equal(X, flowkit.datasets.planted_sparse(40, 500, 7, 4, margin=0.4)[0])
+    Xb, yb, wb = flowkit.datasets.planted_sparse(20, 5, 5, 0, margin=25.0, return_w=True)
+    assert np.min(yb * (Xb @ wb)) >= 25.0 - 1e-9         # far tail, no rejection loop
+    for bad in (dict(n_samples=0), dict(n_features=2.5), dict(k=0), dict(k=11), dict(seed=-1),
+                dict(margin=0.0), dict(margin=float("nan")), dict(margin=True), dict(seed="a")):
+        kw = dict(n_samples=3, n_features=10, k=2)
+        kw.update(bad)
+        with pytest.raises(flowkit.ParameterError):
+            flowkit.datasets.planted_sparse(**kw)
+    assert issubclass(flowkit.ParameterError, ValueError)
+
+
+def test_build_fast_paths_for_d_much_larger_than_n():
+    """The separability certificate and the l2 margin from the N-dimensional dual agree with
+    the LP and the primal NNLS they replace for d >> N."""
+    import flowkit.problem as Pm
+    X, y = flowkit.datasets.planted_sparse(30, 400, 5, 2)
+    Xt = y[:, None] * X
+    lower = Pm._separability_certificate(Xt)
+    assert lower is not None and 0 < lower <= Pm.separability_margin(Xt) + 1e-9
+    w_dual, g_dual = Pm.l2_max_margin_direction(Xt)       # d >= 4(N+1): the dual path
+    s = np.max(np.abs(Xt))
+    E = np.vstack([(Xt / s).T, np.ones((1, 30))])
+    f = np.zeros(401)
+    f[-1] = 1.0
+    u, _ = Pm.nnls(E, f, maxiter=50 * 431)
+    r = E @ u - f
+    w_primal = -r[:400] / r[400] / s
+    assert g_dual == pytest.approx(1.0 / np.linalg.norm(w_primal), rel=1e-10)
+    np.testing.assert_allclose(w_dual, w_primal, atol=1e-9 * np.max(np.abs(w_primal)))
+    with pytest.raises(flowkit.NotSeparableError):       # N > d, not separable: the LP decides
+        Problem.build(np.ones((6, 2)), np.array([1, -1, 1, -1, 1, -1.0]), 2, 1.0)
