@@ -197,3 +197,15 @@ def test_bad_data_and_budget(fig4a):
         B.normalized_gd(X, y, depth=2, alpha=1.0, lr=1e-3, gamma=10.0, max_iter=10)
     assert info.value.iterations == 10 and 0 < info.value.gamma_reached < 10.0
     assert isinstance(info.value, flowkit.IntegrationError)
+
+
+def test_step_helpers_refuse_a_step_through_zero():
+    # a step that would make some u <= 0 raises instead of returning unwritten memory
+    from flowkit._kernels import baselines as KB
+    X, y = flowkit.datasets.load("fig4a")
+    Xt = y[:, None] * X
+    z = np.zeros(3)
+    with pytest.raises(ValueError, match="u <= 0"):
+        KB.step_from(Xt, 2.0, 0.0, math.log(10.0), True, z, z, 0.0, 1.0)
+    with pytest.raises(ValueError, match="u <= 0"):
+        KB.land(Xt, 2.0, 0.0, math.log(10.0), True, z, z, 0.0, 5.0)

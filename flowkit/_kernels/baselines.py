@@ -207,7 +207,10 @@ def land(Xt, D, A, logc0, normalized, dp, dm, gam, target):
     tol = 4.0 * EPS * abs(target)
     a, fa = 0.0, gam - target
     b = 1.0
-    trial(dp, dm, g, logc, D, b, tp, tm)
+    # callers land only a full step that ``run`` took; every fraction of it keeps u± > 0
+    # (the factors 1 + eta c g are monotone in eta), so only the full step can fail
+    if not trial(dp, dm, g, logc, D, b, tp, tm):
+        raise ValueError("land: the full step would make some u <= 0")
     fill_w(tp, tm, D, A, w)
     fb = gamma_and_p(Xt, w, m, pt) - target
     nev = 2
@@ -255,5 +258,6 @@ def step_from(Xt, D, A, logc0, normalized, dp, dm, gam, eta):
     fill_w(dp, dm, D, A, w)
     gamma_and_p(Xt, w, m, p)
     fill_g(Xt, p, g)
-    trial(dp, dm, g, logc0 if normalized else logc0 - gam, D, eta, tp, tm)
+    if not trial(dp, dm, g, logc0 if normalized else logc0 - gam, D, eta, tp, tm):
+        raise ValueError("step_from: the step would make some u <= 0")
     return tp, tm
