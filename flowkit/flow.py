@@ -50,36 +50,17 @@ import math
 import time
 
 import numpy as np
-from scipy.integrate import BDF, DOP853, LSODA, RK23, RK45, Radau
-from scipy.linalg.lapack import dgetrf, dgetrs, zgetrf, zgetrs
+from scipy.integrate import BDF, DOP853, LSODA, RK23, RK45
 from scipy.optimize import bisect
 
 from ._kernels import flow as K
 from .exceptions import ParameterError
+from .radau import ThetaRadau
 from .structured import JacobianXi, Jacobian0, StructuredBDF, StructuredRadau
 
 __all__ = ["Flow", "IntegrationError", "METHODS", "LINALG", "GAMMA_START", "TIME_SWITCH", "XI_SWITCH"]
 
-class _Radau(Radau):
-    """scipy's Radau IIA with its LU calls made straight to LAPACK: the same getrf/getrs
-    that ``lu_factor``/``lu_solve`` call (so the same numbers), without their argument
-    checks, which cost about a third of a step on the small systems flowkit solves."""
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-
-        def lu(A):
-            self.nlu += 1
-            lu_, piv, _ = (zgetrf if A.dtype.kind == "c" else dgetrf)(A, overwrite_a=True)
-            return lu_, piv
-
-        def solve_lu(LU, b):
-            return (zgetrs if LU[0].dtype.kind == "c" else dgetrs)(LU[0], LU[1], b, overwrite_b=True)[0]
-
-        self.lu, self.solve_lu = lu, solve_lu
-
-
-METHODS = {"Radau": _Radau, "BDF": BDF, "LSODA": LSODA, "RK45": RK45, "RK23": RK23, "DOP853": DOP853}
+METHODS = {"Radau": ThetaRadau, "BDF": BDF, "LSODA": LSODA, "RK45": RK45, "RK23": RK23, "DOP853": DOP853}
 IMPLICIT = {"Radau", "BDF", "LSODA"}
 # Implicit methods that can run on structured Jacobians (structured.py)
 STRUCTURED = {"Radau": StructuredRadau, "BDF": StructuredBDF}
@@ -114,6 +95,10 @@ XI_SWITCH = 10.0
 # (data-dependent, O(1e-2) on the kink data) relaxation rate of the gaps over gamma~;
 # Radau's Newton iteration must resolve xi to ~1e-5 of its tolerance.
 XI_ATOL_MIN = 1e-11
+
+
+# the solver counters that Flow.advance reports
+_COUNTS = ("nfev", "njev", "nlu")
 
 
 class IntegrationError(RuntimeError):
@@ -244,8 +229,8 @@ class Flow:
     def advance(self, sigma_from, z_from, sigma_to):
         """States at the increasing log-accuracies ``sigma_to`` starting from (sigma_from, z_from).
 
-        Each save point ends a solver run, so saved states carry the solver's full
-        step accuracy (no interpolation); the step size carries over between runs.
+        Each save point ends a solver step exactly, so saved states carry the solver's full
+        step accuracy (no interpolation); the solver then continues from it (``_run``).
         ``z_from`` is (y, omega) or a saved state (y, omega, xi).  Returns (states,
         stats dict); states are (y, omega, xi) (module docstring).
         """
@@ -253,9 +238,9 @@ class Flow:
         sigma, z_in = float(sigma_from), np.array(z_from, dtype=float)
         mode = self._mode(sigma)
         xi = z_in[d + 1:] if z_in.size == d + 1 + N else None
-        z = self._layout(sigma, z_in[:d], z_in[d], xi, mode)
+        z = self._layout(sigma, self._import(sigma, z_in[:d]), z_in[d], xi, mode)
         states = np.empty((len(sigma_to), d + 1 + N))
-        self._h = None
+        self._h = self._live = None
         stats = {"nfev": 0, "njev": 0, "nlu": 0, "steps": 0}
         t0 = time.perf_counter()
         bounds = (math.log(XI_SWITCH), math.log(TIME_SWITCH))
@@ -266,15 +251,16 @@ class Flow:
                     y, omega, xi = self._unpack(sigma, z, mode)
                     z = self._layout(sigma, y, omega, xi, need)
                     mode = need
-                    self._h = None  # new state variables: let the solver pick its first step
+                    self._h = self._live = None  # new state variables: a new solver picks its first step
                 if sigma >= target:
                     break
                 end = min([target] + [b for b in bounds if b > sigma])
                 z = self._run(sigma, z, end, target, stats, mode)
                 sigma = end
             y, omega, xi = self._unpack(sigma, z, mode)
-            states[k, :d], states[k, d], states[k, d + 1:] = y, omega, xi
+            states[k, :d], states[k, d], states[k, d + 1:] = self._export(sigma, y), omega, xi
         stats["seconds"] = time.perf_counter() - t0
+        self._live = None  # a solver holds closures: a Flow must stay picklable
         return states, stats
 
     @staticmethod
@@ -292,9 +278,21 @@ class Flow:
             xi = self._offsets(sigma, y)
         return np.concatenate([y, xi, [omega]]) if mode == 1 else np.concatenate([y, xi])
 
+    # The solver's first block is y itself here; flowkit.dual.DualFlow integrates an
+    # N-vector instead and maps it to and from y at the ends of ``advance``.
+    @property
+    def _ny(self):
+        return self.problem.n_features
+
+    def _import(self, sigma, y):
+        return y
+
+    def _export(self, sigma, y):
+        return y
+
     def _unpack(self, sigma, z, mode):
         """(y, omega, xi) from the solver's state in ``mode``."""
-        d, N = self.problem.n_features, self.problem.n_samples
+        d, N = self._ny, self.problem.n_samples
         y = z[:d]
         if mode == 0:
             return y, z[d], self._offsets(sigma, y)
@@ -312,25 +310,32 @@ class Flow:
     def _run(self, sigma, z, target, final, stats, mode):
         """One solver run from sigma to target (final: the overall target, for messages),
         with the state variables of ``mode`` (see ``_mode``)."""
-        if self.structured:
-            cls = STRUCTURED[self.method]
-            fun, jac = ((self.fun, self.jac_structured) if mode == 0
-                        else (self.fun_xi, self.jac_xi_structured))
-        else:
-            cls = METHODS[self.method]
-            fun, jac = (self.fun, self.jac) if mode == 0 else (self.fun_xi, self.jac_xi)
-        atol = (self.atol, np.concatenate([self.atol_xi, self.atol[self.problem.n_features:]]),
+        live = self._live
+        if live is not None and self.method != "LSODA" and live.t == sigma:
+            # continue the previous run's solver past its end (same state variables, same
+            # point): its step size, error history, Jacobian, LU and collocation polynomial
+            # (Newton's starting guess) carry over, where a fresh solver would rebuild them
+            # at every save point.  (LSODA keeps its end point inside its Fortran state.)
+            live.t_bound, live.status = target, "running"
+            return self._steps(live, final, stats, [getattr(live, k, 0) for k in _COUNTS])
+        cls, fun, jac, reuse = self._solver(mode)
+        atol = (self.atol, np.concatenate([self.atol_xi, self.atol[self._ny:]]),
                 self.atol_xi)[mode]
         options = {"rtol": self.rtol, "atol": atol}
         if self.method in IMPLICIT:
             options["jac"] = jac
         span = target - sigma
         first = None if (self._h is None or self.method == "LSODA") else min(self._h, span)
-        if self.structured:
+        if reuse:
             # a run that continues the previous one (same state variables, from its end
             # point) starts from its last Jacobian: one O(N² d) evaluation less per save point
             options["jac0"] = self._J if self._h is not None else None
         solver = cls(fun, sigma, z, target, first_step=first, **options)
+        self._reuse = reuse
+        return self._steps(solver, final, stats, [0, 0, 0])  # its set-up's evaluations count
+
+    def _steps(self, solver, final, stats, counts):
+        """Step ``solver`` to its end; add its counts beyond ``counts`` to ``stats``."""
         while solver.status == "running":
             message = solver.step()
             stats["steps"] += 1
@@ -339,9 +344,18 @@ class Flow:
                 raise IntegrationError(
                     f"{self.method} failed at gamma~ = {math.exp(solver.t):.6g} "
                     f"(target {math.exp(final):.6g}): {reason}")
-        stats["nfev"] += solver.nfev
-        stats["njev"] += getattr(solver, "njev", 0)
-        stats["nlu"] += getattr(solver, "nlu", 0)
+        for key, before in zip(_COUNTS, counts):
+            stats[key] += getattr(solver, key, 0) - before
         self._h = getattr(solver, "h_abs", None)
-        self._J = solver.J if self.structured else None
+        self._J = solver.J if self._reuse else None
+        self._live = solver
         return solver.y
+
+    def _solver(self, mode):
+        """(solver class, fun, jac, whether it can start from the previous run's Jacobian)."""
+        if self.structured:
+            fun, jac = ((self.fun, self.jac_structured) if mode == 0
+                        else (self.fun_xi, self.jac_xi_structured))
+            return STRUCTURED[self.method], fun, jac, True
+        fun, jac = (self.fun, self.jac) if mode == 0 else (self.fun_xi, self.jac_xi)
+        return METHODS[self.method], fun, jac, False

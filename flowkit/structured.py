@@ -53,15 +53,13 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.integrate import BDF, Radau
-from scipy.integrate._ivp.common import norm
-from scipy.integrate._ivp.radau import (C, E, MAX_FACTOR, MIN_FACTOR, MU_COMPLEX, MU_REAL,
-                                        NEWTON_MAXITER, predict_factor, solve_collocation_system)
+from scipy.integrate import BDF
 from scipy.linalg.blas import dsyrk
 from scipy.linalg.lapack import dgetrf, dgetrs, zgetrf, zgetrs
 from scipy.sparse import csc_matrix
 
 from ._kernels import flow as K
+from .radau import ThetaRadau
 
 __all__ = ["Jacobian0", "JacobianXi", "StructuredRadau", "StructuredBDF", "IDENTITY", "gram"]
 
@@ -414,7 +412,7 @@ class _StructuredSolver:
     marked stale, so a Newton failure re-evaluates it rather than shrinking the step."""
 
     def __init__(self, *args, jac0=None, **kwargs):
-        self._jac0 = jac0
+        self._structured_jac0 = jac0
         super().__init__(*args, **kwargs)
         self.J = self._structured_J
         self.I = IDENTITY
@@ -433,8 +431,8 @@ class _StructuredSolver:
     def _validate_jac(self, jac, sparsity):
         if not callable(jac):
             raise TypeError("a structured solver needs a callable jac(t, y)")
-        if self._jac0 is not None:
-            self._structured_J, self.njev = self._jac0, 0
+        if self._structured_jac0 is not None:
+            self._structured_J, self.njev = self._structured_jac0, 0
         else:
             self._structured_J, self.njev = jac(self.t, self.y), 1
 
@@ -445,165 +443,16 @@ class _StructuredSolver:
         return jac_wrapped, csc_matrix((self.n, self.n))
 
 
-class StructuredRadau(_StructuredSolver, Radau):
-    """scipy's Radau IIA with structured linear algebra (module docstring), and Hairer's
-    Jacobian-refresh threshold as a parameter.
-
-    ``jac_theta``: after an accepted step whose Newton iteration needed more than two
-    iterations, the Jacobian is re-evaluated when the convergence rate exceeded
-    ``jac_theta``.  scipy fixes it at 1e-3; Hairer & Wanner's RADAU5 (its WORK(3))
-    defaults to 1e-3 too and advises ~0.1 "when Jacobian evaluations are costly" -- here a
-    Jacobian costs a Gram matrix, O(N² d), as much as ~20 right-hand sides at N = 200.
-    With ``jac_theta = 1e-3`` the steps are scipy's, operation for operation.  Default 3e-2:
+class StructuredRadau(_StructuredSolver, ThetaRadau):
+    """scipy's Radau IIA with structured linear algebra (module docstring), refreshing its
+    Jacobian less eagerly (``flowkit.radau.ThetaRadau``): a Jacobian costs a Gram matrix,
+    O(N² d), as much as ~20 right-hand sides at N = 200.  ``jac_theta = 3e-2``:
     measured on planted_sparse data, D = 2, N = 200, d = 10,000, gamma~ = 1e6, it saves
     2/3 of the Jacobians (282 instead of 894) for 12% more right-hand sides, 6% of the
     CPU time; at N = 100 (Jacobians 4x cheaper against a right-hand side) it is a tie,
     and 0.1 costs more right-hand sides than it saves."""
 
     jac_theta = 3e-2
-
-    def _step_impl(self):
-        # scipy 1.17 Radau._step_impl, with the refresh threshold 1e-3 -> self.jac_theta
-        t = self.t
-        y = self.y
-        f = self.f
-
-        max_step = self.max_step
-        atol = self.atol
-        rtol = self.rtol
-
-        min_step = 10 * np.abs(np.nextafter(t, self.direction * np.inf) - t)
-        if self.h_abs > max_step:
-            h_abs = max_step
-            h_abs_old = None
-            error_norm_old = None
-        elif self.h_abs < min_step:
-            h_abs = min_step
-            h_abs_old = None
-            error_norm_old = None
-        else:
-            h_abs = self.h_abs
-            h_abs_old = self.h_abs_old
-            error_norm_old = self.error_norm_old
-
-        J = self.J
-        LU_real = self.LU_real
-        LU_complex = self.LU_complex
-
-        current_jac = self.current_jac
-        jac = self.jac
-
-        rejected = False
-        step_accepted = False
-        message = None
-        while not step_accepted:
-            if h_abs < min_step:
-                return False, self.TOO_SMALL_STEP
-
-            h = h_abs * self.direction
-            t_new = t + h
-
-            if self.direction * (t_new - self.t_bound) > 0:
-                t_new = self.t_bound
-
-            h = t_new - t
-            h_abs = np.abs(h)
-
-            if self.sol is None:
-                Z0 = np.zeros((3, y.shape[0]))
-            else:
-                Z0 = self.sol(t + h * C).T - y
-
-            scale = atol + np.abs(y) * rtol
-
-            converged = False
-            while not converged:
-                if LU_real is None or LU_complex is None:
-                    LU_real = self.lu(MU_REAL / h * self.I - J)
-                    LU_complex = self.lu(MU_COMPLEX / h * self.I - J)
-
-                converged, n_iter, Z, rate = solve_collocation_system(
-                    self.fun, t, y, h, Z0, scale, self.newton_tol,
-                    LU_real, LU_complex, self.solve_lu)
-
-                if not converged:
-                    if current_jac:
-                        break
-
-                    J = self.jac(t, y, f)
-                    current_jac = True
-                    LU_real = None
-                    LU_complex = None
-
-            if not converged:
-                h_abs *= 0.5
-                LU_real = None
-                LU_complex = None
-                continue
-
-            y_new = y + Z[-1]
-            ZE = Z.T.dot(E) / h
-            error = self.solve_lu(LU_real, f + ZE)
-            scale = atol + np.maximum(np.abs(y), np.abs(y_new)) * rtol
-            error_norm = norm(error / scale)
-            safety = 0.9 * (2 * NEWTON_MAXITER + 1) / (2 * NEWTON_MAXITER
-                                                       + n_iter)
-
-            if rejected and error_norm > 1:
-                error = self.solve_lu(LU_real, self.fun(t, y + error) + ZE)
-                error_norm = norm(error / scale)
-
-            if error_norm > 1:
-                factor = predict_factor(h_abs, h_abs_old,
-                                        error_norm, error_norm_old)
-                h_abs *= max(MIN_FACTOR, safety * factor)
-
-                LU_real = None
-                LU_complex = None
-                rejected = True
-            else:
-                step_accepted = True
-
-        recompute_jac = jac is not None and n_iter > 2 and rate > self.jac_theta
-
-        factor = predict_factor(h_abs, h_abs_old, error_norm, error_norm_old)
-        factor = min(MAX_FACTOR, safety * factor)
-
-        if not recompute_jac and factor < 1.2:
-            factor = 1
-        else:
-            LU_real = None
-            LU_complex = None
-
-        f_new = self.fun(t_new, y_new)
-        if recompute_jac:
-            J = jac(t_new, y_new, f_new)
-            current_jac = True
-        elif jac is not None:
-            current_jac = False
-
-        self.h_abs_old = self.h_abs
-        self.error_norm_old = error_norm
-
-        self.h_abs = h_abs * factor
-
-        self.y_old = y
-
-        self.t = t_new
-        self.y = y_new
-        self.f = f_new
-
-        self.Z = Z
-
-        self.LU_real = LU_real
-        self.LU_complex = LU_complex
-        self.current_jac = current_jac
-        self.J = J
-
-        self.t_old = t
-        self.sol = self._compute_dense_output()
-
-        return step_accepted, message
 
 
 class StructuredBDF(_StructuredSolver, BDF):

@@ -96,9 +96,11 @@ def test_structured_trajectory_equals_dense(D):
 
 
 def test_auto_choice_and_bdf():
-    """integrate() picks the structured path for d >> N by itself; BDF runs on it too."""
+    """Flow(linalg="auto") picks the structured path for d >> N by itself (integrate() goes
+    further, to the dual form: test_dual.py); BDF runs on it too."""
     X, y = flowkit.datasets.planted_sparse(6, 240, 2, 5)
-    tr = flowkit.integrate(X, y, depth=2, alpha=1.0, gamma=20.0, points_per_decade=2)
+    P = Problem.build(X, y, 2, 1.0)
+    tr = _run(P, "auto", 20.0, ppd=2)
     assert tr.flow.linalg == "structured"
     assert tr.stats["invariants"]["gamma_consistency"] < 1e-11
     bdf = _run(tr.flow.problem, "structured", 20.0, ppd=2, method="BDF", rtol=1e-9)
@@ -114,7 +116,8 @@ def test_no_d_squared_memory():
     bisection, Jacobians, factorisations, Trajectory) must stay far below (the process's
     peak RSS, which only grows)."""
     X, y = flowkit.datasets.planted_sparse(3, 25_000, 2, 7)
-    tr = flowkit.integrate(X, y, depth=3, alpha=1.0, gamma=1e-10, points_per_decade=1)
+    P = Problem.build(X, y, 3, 1.0)
+    tr = _run(P, "auto", 1e-10, ppd=1)
     assert tr.flow.linalg == "structured" and tr.gamma[-1] == 1e-10 and tr.stats["njev"] >= 1
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     assert peak_mb < 3000
