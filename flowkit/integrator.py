@@ -1,7 +1,9 @@
 """``flowkit.integrate``: the one entry point from data to Trajectory.
 
 Data flow: (X, y) -> Problem (validation, separability) -> StoppingRule (target
-gamma~) -> save grid -> Flow.advance -> Trajectory.
+gamma~) -> save grid -> Flow.advance -> Trajectory.  With many more features than samples
+the flow is integrated in its dual form (flowkit.dual.DualFlow, N unknowns instead of d;
+``dual_pays``); its Trajectory is the same in every field.
 """
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ import math
 import numpy as np
 
 from .exceptions import ParameterError, StoppingRuleError
+from .dual import DualFlow, dual_pays
 from .flow import GAMMA_START, Flow
 from .linearized import LinearizedFlow, LinearizedTrajectory
 from .problem import Problem
@@ -80,6 +83,8 @@ def integrate(X, y, *, depth, alpha, gamma=None, loss=None, mu=None, save_at=Non
     problem = Problem.build(X, y, depth, alpha)
     rule = resolve_stopping_rule(gamma=gamma, loss=loss, mu=mu, log_alpha_D=problem.log_alpha_D)
     grid = save_points(rule, save_at, points_per_decade)
+    if flow_cls is Flow and (atol is None or np.ndim(atol) == 0) and dual_pays(problem, rule.gamma, rtol):
+        flow_cls = DualFlow  # d >> N: the same flow in N unknowns (flowkit.dual)
     flow = flow_cls(problem, method=method, rtol=rtol, atol=atol)
     states, stats = flow.advance(flow.sigma0, flow.z0, [math.log(g) for g in grid])
     return traj_cls.from_states(flow, grid, states, stats, rule.describe())

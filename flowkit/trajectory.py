@@ -10,7 +10,8 @@ Fields (n = number of saved points, d = features, N = samples):
 * ``log_time``  (n,)      log of the gradient-flow time t;
 * ``state``     (n, d+1+N) the integrator's state (y, omega, xi) (flow.py), from which
                           ``at`` restarts;
-* ``stats``     dict      method, rtol, atol, nfev, njev, nlu, steps, seconds, invariants.
+* ``stats``     dict      method, rtol, atol, linalg ("dense", "structured" or "dual":
+                          flow.py, flowkit.dual), nfev, njev, nlu, steps, seconds, invariants.
 """
 from __future__ import annotations
 
@@ -63,6 +64,7 @@ class Trajectory:
             log_time[k] = states[k, d] + gamma[k] - K.log_kappa_xi(
                 sigma, states[k, :d], states[k, d + 1:], P.Xt, D, A)
         stats = dict(stats, method=flow.method, rtol=flow.rtol, atol=flow.atol.tolist(),
+                     linalg=flow.linalg,
                      invariants=invariants(P, gamma, delta, margin, gamma_state, log_time))
         return cls(gamma=gamma, w=w, margin=margin, w_hat=w / margin[:, None],
                    theta=math.log(P.alpha) + delta, log_time=log_time, state=np.array(states),

@@ -238,6 +238,7 @@ def record_failure(*, X, y, dataset, settings, error):
 
 def trajectory_from_record(rec, *, flow=True):
     """The Trajectory of an "ok" record; with ``flow`` a working Flow so that at() works."""
+    from ..dual import DualFlow
     from ..flow import Flow
     from ..problem import Problem
     from ..trajectory import Trajectory
@@ -248,8 +249,9 @@ def trajectory_from_record(rec, *, flow=True):
     fl = None
     if flow:
         # the resolved atol vector, exactly the tolerances the run used
-        fl = Flow(Problem.build(a["X"], a["y"], depth, alpha), method=at["method"],
-                  rtol=float(at["rtol"]), atol=np.asarray(stats["atol"], dtype=float))
+        cls = DualFlow if stats.get("linalg") == "dual" else Flow
+        fl = cls(Problem.build(a["X"], a["y"], depth, alpha), method=at["method"],
+                 rtol=float(at["rtol"]), atol=np.asarray(stats["atol"], dtype=float))
     return Trajectory(gamma=a["gamma"], w=a["w"], margin=a["margin"], w_hat=a["w_hat"],
                       theta=a["theta"], log_time=a["log_time"], state=a["state"], stats=stats,
                       depth=depth, alpha=alpha, stopping=at["stopping_rule"], flow=fl)

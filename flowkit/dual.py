@@ -1,0 +1,280 @@
+"""The dual formulation: the flow as an ODE in N unknowns, for d >> N.
+
+math.md ("Gradient flow", closed form through the dual variable): the whole trajectory is
+w = W(s) with s = Xtᵀ nu, nu(t) in R^N.  In flow.py's coordinates the primal state
+y = psi/phi (d numbers) is, feature by feature, a fixed function of
+
+    ytil = Xtᵀ zeta,    zeta = 2 D alpha^{D-2} nu / phi   (N numbers):
+
+D = 2: y = ytil exactly (psi = 4 s);  D > 2: t = a phi ytil / 2 = c s = tanh(a psi / 2),
+a = D - 2.  So the flow can be integrated in zeta instead of y.  With p = softmax(-xi),
+g = Xtᵀ p, E1 = e^{(2D-2) delta+} + e^{(2D-2) delta-}, E2 = e^{(3D-4) delta+} -
+e^{(3D-4) delta-} (delta± = log(u±/alpha), functions of ytil), S~ = Σ E1 g², v = Xt (E1 g):
+
+    d zeta/dsigma = 2 (1 + R) p / (D S~) - zeta / (1 + R)             (dnu/dgamma~ = p/kappa)
+    d xi/dsigma   = gamma~ (a_v - pᵀa_v + Lambda),  a_v = v / S~        (as flow.py)
+    d omega/dsigma = gamma~ expm1(-omega) + (2D-2) R B / (D S~²) + lSxᵀ xi',
+                     B = Σ E2 g³,  lSx = 2 p (1 - a_v)                (= d log kappa/dsigma)
+
+(kappa = D² alpha^{2D-2} S~; the B term is d log S~ along zeta, since dE1/dytil =
+(D-1) phi E2.)  The Jacobian, with h = (D-1) phi, a1 = Xt (E2 g²), e1 = p - lSx,
+K1 = Xt diag(E1) Xtᵀ, K2 = Xt diag(E2 g) Xtᵀ and c = 2 (1 + R) / D:
+
+    J_zz = -(c/S~) p (h a1/S~)ᵀ - I/(1+R)        J_zx = (c/S~) (-diag p + p e1ᵀ)
+    J_xz = gamma~ (h K2/S~ - a_v (h a1/S~)ᵀ)      J_xx = gamma~ (-K1 diag(p)/S~ + a_v e1ᵀ - 1 pᵀ)
+
+and J_omega,omega = -gamma~ e^{-omega}; the omega row's other entries are left out, as
+in flow.py (omega drives nothing, so Newton still converges).
+
+Cost.  One right-hand side reads the N x d data once (``_kernels.dual.dual_pass``);
+the linear algebra is dense in 2N + 1 unknowns; a Jacobian is two N x N Gram matrices,
+O(N² d) by BLAS.  flow.py's primal state needs O(d) unknowns and several passes per
+step even with structured linear algebra (structured.py).
+
+Precision.  D = 2 maps zeta to y without loss.  For D > 2 the map goes through
+1 - |t| = e^{-a delta}, which float64 holds to relative eps, so w carries relative
+error ~(D/a) eps (w/alpha^D)^{a/D}: 7e-14 at D = 3, w = 1e6 alpha^D; 2e-11 at D = 10.
+``dual_pays`` uses the dual form only where this stays below rtol/10.
+
+States are saved in flow.py's layout (y, omega, xi), so a DualFlow's Trajectory, its
+store records and ``at()`` are those of a Flow; y -> zeta (``_import``) is a least-squares
+solve with a QR of Xtᵀ, exact for any y on the flow (y lies in the image of the map).
+"""
+from __future__ import annotations
+
+import math
+from functools import partial
+
+import numpy as np
+from scipy.linalg import qr, solve_triangular
+from threadpoolctl import threadpool_limits
+
+from ._kernels import flow as K_
+from ._kernels.dual import dual_pass, dual_to_psi
+from .exceptions import ParameterError
+from .flow import METHODS, TIME_SWITCH, XI_ATOL_MIN, Flow
+from .radau import ThetaRadau
+
+__all__ = ["DualFlow", "dual_pays"]
+
+_EPS = np.finfo(float).eps
+_TINY = 1e-250
+# Largest log R = log(gamma~/alpha^D) of the dual form: its weights E1 ~ (w/alpha^D)^{(2D-2)/D}
+# are not rescaled (the primal kernels shift them by their largest exponent), so they must
+# stay far from overflow.
+_MAX_LOG_R = 230.0
+
+
+def dual_pays(problem, gamma, rtol):
+    """Whether ``integrate`` should use the dual form for a run to training accuracy gamma:
+    many more features than samples, d >= 4 (N + 1) and d + N >= 100 (measured, to gamma~ =
+    1e4, D = 2, against the primal path's own best: 0.42 s against 0.60 s at N = 6,
+    d = 100; 0.44 s against 0.38 s at N = 5, d = 40; 1.3 s against 2.4 s at N = 50,
+    d = 1000), and, for D > 2, the precision bound of the module docstring below rtol/10 at
+    R = gamma/alpha^D."""
+    if isinstance(rtol, bool) or not isinstance(rtol, (int, float, np.floating)) or not rtol > 0:
+        return False  # Flow reports the bad rtol
+    N, d = problem.n_samples, problem.n_features
+    if not (d >= 4 * (N + 1) and d + N >= 100):
+        return False
+    log_R = math.log(gamma) - problem.log_alpha_D
+    if log_R > _MAX_LOG_R:
+        return False
+    D = float(problem.depth)
+    if D == 2:
+        return True
+    a = D - 2.0
+    return math.log(D / a * _EPS) + a / D * max(log_R, 0.0) < math.log(rtol / 10.0)
+
+
+class DualRadau(ThetaRadau):
+    """Radau for the dual form: a Jacobian costs two N x N Gram matrices over d features,
+    O(N² d), as much as ~40 right-hand sides at N = 200 (``flowkit.radau``)."""
+
+    jac_theta = 3e-2
+
+
+class DualFlow(Flow):
+    """The flow in the dual state (zeta, xi[, omega]) (module docstring), on flow.py's driver:
+    same methods, tolerances, save points, switches and saved states."""
+
+    # precision of the Jacobian's Gram matrices (``_gram``)
+    gram_dtype = np.float32
+
+    def __init__(self, problem, *, method="Radau", rtol=1e-10, atol=None, max_steps=50_000):
+        if atol is not None and np.ndim(atol) != 0 and np.shape(atol) != (problem.n_samples + 1,):
+            raise ParameterError("the dual form takes a scalar atol, or its own resolved vector "
+                                 "(length N + 1, as in Trajectory.stats['atol']): its state is not y")
+        self._XtT = np.ascontiguousarray(problem.Xt.T)
+        self._qr = None
+        N, d = problem.n_samples, problem.n_features
+        self._buf = (np.empty(d), np.empty(d), np.empty(N))
+        self._Xt32 = problem.Xt.astype(np.float32)
+        self._XtT32 = np.ascontiguousarray(self._Xt32.T)
+        self._gram_buf = (np.empty((N, d), np.float32), np.empty((N, N), np.float32))
+        super().__init__(problem, method=method, rtol=rtol, atol=atol, max_steps=max_steps,
+                         linalg="dense")
+        self.linalg = "dual"
+
+    @property
+    def _ny(self):
+        return self.problem.n_samples
+
+    def advance(self, sigma_from, z_from, sigma_to):
+        """Flow.advance, with BLAS on one thread: its only BLAS work here is the Gram
+        matrices and the (2N+1)-sized LUs, and on the 2-core machine of
+        benchmarks/RESULTS.md two OpenBLAS threads made the contract case (N = 200,
+        d = 10,000, D = 2, rtol 1e-8) take 47.5 s instead of 24.9 s: the idle thread's
+        spinning competes with the single-threaded pass over the data."""
+        with threadpool_limits(limits=1, user_api="blas"):
+            return super().advance(sigma_from, z_from, sigma_to)
+
+    @staticmethod
+    def _mode(sigma):
+        # xi is carried from the start: p then costs no pass over the data (flow.py needs
+        # mode 0 to keep its d-sized Jacobian small; here xi adds only N unknowns)
+        return 1 if sigma < math.log(TIME_SWITCH) else 2
+
+    # -- y <-> zeta --------------------------------------------------------------
+    def _ytil_scale(self, sigma):
+        logphi, _, _ = K_._scales(sigma, self.problem.log_alpha_D)
+        return math.exp(logphi)
+
+    def _import(self, sigma, y):
+        """zeta with Xtᵀ zeta = ytil(y), by least squares (QR of Xtᵀ, computed once)."""
+        D = float(self.problem.depth)
+        if D == 2:
+            ytil = y
+        else:
+            ha = 0.5 * (D - 2.0) * self._ytil_scale(sigma)
+            ytil = np.tanh(ha * y) / ha
+        if self._qr is None:
+            self._qr = qr(self._XtT, mode="economic")
+        Q, R = self._qr
+        return solve_triangular(R, Q.T @ ytil)
+
+    def _export(self, sigma, zeta):
+        if self.problem.depth == 2:
+            return self._XtT @ zeta
+        phi = self._ytil_scale(sigma)
+        return dual_to_psi(self._XtT, zeta, phi, float(self.problem.depth)) / phi
+
+    def _resolve_atol(self, atol):
+        N = self.problem.n_samples
+        if atol is None:
+            zeta0 = self._import(self.sigma0, self.z0[:self.problem.n_features])
+            arr = np.concatenate([np.full(N, 1e-2 * self.rtol * max(np.max(np.abs(zeta0)), 1e-300)),
+                                  [self.rtol]])
+        else:
+            arr = np.broadcast_to(np.asarray(atol, dtype=float), (N + 1,)).copy()
+            if not (np.all(np.isfinite(arr)) and np.all(arr > 0)):
+                raise ParameterError(f"atol must be positive; got {atol!r}")
+        self.atol_xi = np.concatenate([arr[:N], np.full(N, max(self.rtol, XI_ATOL_MIN))])
+        return arr
+
+    # -- what ---------------------------------------------------------------------
+    def _evaluate(self, sigmas, Z, jac=False):
+        """Right-hand sides F (K x n) at the K states Z = (zeta, xi[, omega]) at sigmas
+        (module docstring), and the parts the Jacobian needs (K = 1) or None."""
+        P = self.problem
+        N, D, A = P.n_samples, float(P.depth), P.log_alpha_D
+        K, n = Z.shape
+        timed = n > 2 * N
+        scales = [K_._scales(s_, A) for s_ in sigmas]
+        phi = np.exp([sc[0] for sc in scales])
+        Pw = np.empty((K, N))
+        Lam = np.empty(K)
+        for k in range(K):
+            Pw[k], Lam[k] = K_.softmax_offsets(Z[k, N:2 * N])
+        # weights below 1e-250 are 0 to every digit the flow keeps; flushed, because
+        # subnormal operands slow the pass over the data by orders of magnitude
+        Pw[Pw < _TINY] = 0.0
+        E1, E2g, a1 = self._buf
+        V, St, B = np.empty((K, N)), np.empty(K), np.empty(K)
+        if not dual_pass(self._XtT, np.ascontiguousarray(Z[:, :N]), Pw, phi, D, jac,
+                         E1, E2g, a1, V, St, B):
+            # a trial state outside the map's domain: the solver shrinks its step
+            return np.full((K, n), np.nan), None
+        F = np.empty((K, n))
+        parts = None
+        for k in range(K):
+            gam = math.exp(sigmas[k])
+            _, beta, log1pR = scales[k]
+            p = Pw[k]
+            c = 2.0 * math.exp(log1pR) / D
+            F[k, :N] = (c / St[k]) * p - beta * Z[k, :N]
+            av = V[k] / St[k]
+            fx = gam * (av - np.dot(p, av) + Lam[k])
+            F[k, N:2 * N] = fx
+            lSx = 2.0 * p * (1.0 - av)
+            if timed:
+                R = math.exp(sigmas[k] - A)
+                F[k, -1] = (gam * math.expm1(-Z[k, -1]) + (2.0 * D - 2.0) / D * R * B[k] / (St[k] * St[k])
+                            + np.dot(lSx, fx))
+            parts = (St[k], p, av, lSx, c, beta, gam, phi[k], timed)
+        return F, parts
+
+    def fun_xi(self, sigma, z):
+        return self._evaluate((sigma,), z[None, :])[0][0]
+
+    def fun_stages(self, sigmas, Z):
+        """``fun_xi`` at Radau's three stages, in one pass over the data."""
+        return self._evaluate(sigmas, Z)[0]
+
+    def jac_xi(self, sigma, z):
+        _, parts = self._evaluate((sigma,), z[None, :], jac=True)
+        n, N = z.size, self.problem.n_samples
+        if parts is None:
+            return np.full((n, n), np.nan)
+        St, p, av, lSx, c, beta, gam, phi, timed = parts
+        E1, E2g, a1 = self._buf
+        h = (float(self.problem.depth) - 1.0) * phi
+        K1, K2 = self._gram(E1), self._gram(E2g)
+        la1 = (h / St) * a1                     # d log S~ / d zeta
+        e1 = p - lSx
+        J = np.zeros((n, n))
+        J[:N, :N] = -(c / St) * np.outer(p, la1)
+        J[np.arange(N), np.arange(N)] -= beta
+        J[:N, N:2 * N] = (c / St) * np.outer(p, e1)
+        J[np.arange(N), N + np.arange(N)] -= (c / St) * p
+        J[N:2 * N, :N] = gam * ((h / St) * K2 - np.outer(av, la1))
+        J[N:2 * N, N:2 * N] = gam * (-(K1 * p) / St + np.outer(av, e1) - p)
+        if timed:
+            J[-1, -1] = -gam * math.exp(-z[-1])
+        J[np.abs(J) < _TINY] = 0.0  # no subnormals into the LU (see _evaluate)
+        return J
+
+    def _gram(self, e):
+        """Xt diag(e) Xtᵀ in single precision (scaled by max|e|, so any float64 e fits).
+
+        The Jacobian only steers Newton's iteration and filters the error estimate: a
+        relative error ~1e-6 in it changes neither the solution nor the step sizes
+        measurably, and float32 halves the one O(N² d) cost of a Jacobian (and runs in
+        a preallocated buffer: a fresh 16 MB temporary costs more in page faults)."""
+        scale = float(np.max(np.abs(e)))
+        if not scale > 0.0:
+            return np.zeros((self.problem.n_samples,) * 2)
+        if self.gram_dtype == np.float64:
+            return (self.problem.Xt * e) @ self._XtT
+        work, out = self._gram_buf
+        np.multiply(self._Xt32, (e / scale).astype(np.float32), out=work)
+        np.matmul(work, self._XtT32, out=out)
+        return out.astype(float) * scale
+
+    def _solver(self, mode):
+        if self.method == "Radau":
+            return partial(DualRadau, fun_stages=self.fun_stages), self.fun_xi, self.jac_xi, True
+        return METHODS[self.method], self.fun_xi, self.jac_xi, False
+
+    def fun(self, sigma, z):  # mode 0 is never used (``_mode``)
+        raise AssertionError("DualFlow has no mode-0 state")
+
+    jac = fun
+
+    # -- helpers the driver calls with the internal state --------------------------
+    def _offsets(self, sigma, zeta):
+        return K_.margin_offsets(sigma, self._export(sigma, zeta), *self._args)
+
+    def _omega_asymptotic(self, sigma, zeta, xi):
+        f = self.fun_xi(sigma, np.concatenate([zeta, xi, [0.0]]))
+        return math.log1p(f[-1] / math.exp(sigma))

@@ -1,0 +1,161 @@
+"""The dual form (flowkit/dual.py): the flow in N unknowns for d >> N.
+
+Checked against the primal engine (flow.py, d unknowns) state by state and along whole
+trajectories, against the independent reference integrator (tests/_reference_flow.py),
+and its Jacobian against finite differences."""
+import math
+
+import numpy as np
+import pytest
+
+import flowkit
+from flowkit.dual import DualFlow, dual_pays
+from flowkit.flow import Flow
+from flowkit.integrator import save_grid
+from flowkit.problem import Problem
+from flowkit.store import open_store
+from flowkit.trajectory import Trajectory
+
+from _reference_flow import reference_w
+
+
+def _problem(N, d, D, alpha=1.0, seed=3):
+    X, y = flowkit.datasets.planted_sparse(N, d, 3, seed)
+    return Problem.build(X, y, D, alpha)
+
+
+def _run(flow, gamma, ppd=4):
+    grid = save_grid(gamma, ppd)
+    states, stats = flow.advance(flow.sigma0, flow.z0, [math.log(g) for g in grid])
+    return Trajectory.from_states(flow, grid, states, stats, "test")
+
+
+@pytest.mark.parametrize("D", [2, 3, 5])
+def test_rhs_matches_primal(D):
+    """At states of a primal run: the xi and omega rows are the primal ones, and zeta's
+    rate maps to the primal dy/dsigma (D = 2: y = Xtᵀ zeta, exactly linear; D > 2 through
+    y(zeta, sigma), by central differences)."""
+    P = _problem(8, 60, D, alpha=0.7, seed=2)
+    d, N = P.n_features, P.n_samples
+    primal, dual = Flow(P, linalg="dense"), DualFlow(P)
+    sigmas = [math.log(g) for g in (0.5, 50.0, 2e4)]
+    states, _ = primal.advance(primal.sigma0, primal.z0, sigmas)
+    for k, s in enumerate(sigmas):
+        y, omega, xi = states[k, :d], states[k, d], states[k, d + 1:]
+        zeta = dual._import(s, y)
+        # D > 2 goes through 1 - |t| (flowkit.dual, "Precision"): measured 1.5e-13 at D = 5
+        assert np.max(np.abs(dual._export(s, zeta) - y)) <= (1e-13 if D == 2 else 1e-11) * np.max(np.abs(y))
+        f = dual.fun_xi(s, np.concatenate([zeta, xi, [omega]]))
+        fp = primal.fun_xi(s, np.concatenate([y, xi, [omega]]))
+        assert np.max(np.abs(f[N:2 * N] - fp[d:d + N])) <= 1e-11 * max(1.0, np.max(np.abs(fp[d:d + N])))
+        assert abs(f[-1] - fp[-1]) <= 1e-11 * max(1.0, abs(fp[-1]))
+        if D == 2:
+            dy = P.Xt.T @ f[:N]
+            tol = 1e-12
+        else:
+            def cd(h):
+                return (dual._export(s + h, zeta + h * f[:N]) - dual._export(s - h, zeta - h * f[:N])) / (2 * h)
+            dy = (4 * cd(5e-5) - cd(1e-4)) / 3      # Richardson: O(h^4)
+            tol = 1e-7
+        assert np.max(np.abs(dy - fp[:d])) <= tol * np.max(np.abs(fp[:d]))
+
+
+@pytest.mark.parametrize("D,gamma", [(2, 0.5), (2, 2e4), (3, 50.0), (5, 2e4)])
+def test_jacobian_finite_differences(D, gamma, monkeypatch):
+    """The analytic Jacobian (Gram matrices in float64) against central differences; the
+    omega row carries only its diagonal (flow.py's convention).  The default float32 Gram
+    matrices stay within 1e-2 of the largest entry (they only steer Newton)."""
+    P = _problem(6, 40, D, alpha=1.3, seed=D)
+    N = P.n_samples
+    dual = DualFlow(P)
+    s = math.log(gamma)
+    st, _ = Flow(P, linalg="dense").advance(Flow(P, linalg="dense").sigma0, Flow(P, linalg="dense").z0, [s])
+    z = np.concatenate([dual._import(s, st[0, :P.n_features]), st[0, P.n_features + 1:], [st[0, P.n_features]]])
+    J32 = dual.jac_xi(s, z)
+    monkeypatch.setattr(DualFlow, "gram_dtype", np.float64)
+    J = dual.jac_xi(s, z)
+    fd = np.empty_like(J)
+    for j in range(z.size):
+        h = 1e-7 * max(1.0, abs(z[j]))
+        e = np.zeros(z.size)
+        e[j] = h
+        fd[:, j] = (dual.fun_xi(s, z + e) - dual.fun_xi(s, z - e)) / (2 * h)
+    fd[-1, :-1] = 0.0
+    scale = np.max(np.abs(J))
+    assert np.max(np.abs(J - fd)) <= 1e-6 * scale
+    assert np.max(np.abs(J32 - J)) <= 1e-2 * scale
+    assert J.shape == (2 * N + 1, 2 * N + 1)
+
+
+@pytest.mark.parametrize("D", [2, 3])
+def test_trajectory_equals_primal(D):
+    """Through both state layouts (gamma~ = 1e-14 .. 2e5): the dual run and the dense primal
+    run agree in every field.  Measured: ~1e-12 (w_hat), ~1e-12 (log t)."""
+    P = _problem(8, 200, D, alpha=1.5, seed=D)
+    primal, dual = _run(Flow(P, linalg="dense"), 2e5), _run(DualFlow(P), 2e5)
+    assert dual.stats["linalg"] == "dual" and primal.stats["linalg"] == "dense"
+    scale = np.max(np.abs(primal.w_hat), axis=1, keepdims=True)
+    assert np.max(np.abs(dual.w_hat - primal.w_hat) / scale) <= 1e-9
+    assert np.max(np.abs(dual.log_time - primal.log_time)) <= 1e-9
+    assert np.max(np.abs(dual.margin / primal.margin - 1)) <= 1e-9
+    inv = dual.stats["invariants"]
+    assert inv["gamma_consistency"] < 1e-11 and inv["lemma3_slack"] >= 0
+
+
+@pytest.mark.parametrize("D,alpha,gamma", [(2, 1.0, 300.0), (3, 0.5, 50.0)])
+def test_against_reference_integrator(D, alpha, gamma):
+    """integrate() on d >> N data takes the dual form; its end point matches the reference
+    integrator (written independently, tests/_reference_flow.py)."""
+    X, y = flowkit.datasets.planted_sparse(5, 120, 2, 11)
+    tr = flowkit.integrate(X, y, depth=D, alpha=alpha, gamma=gamma, points_per_decade=2)
+    assert tr.flow.linalg == "dual"
+    w_ref = reference_w(y[:, None] * X, D, alpha, gamma)
+    assert np.max(np.abs(tr.w[-1] - w_ref)) <= 1e-8 * np.max(np.abs(w_ref))
+
+
+def test_at_and_store_roundtrip(tmp_path):
+    """A dual run stores and loads like any run, and at() on the loaded one re-integrates in
+    the dual form with the run's own tolerances."""
+    X, y = flowkit.datasets.planted_sparse(6, 150, 2, 4)
+    tr = flowkit.integrate(X, y, depth=2, alpha=1.0, gamma=1e3, points_per_decade=2)
+    assert tr.flow.linalg == "dual"
+    mid = math.sqrt(tr.gamma[-2] * tr.gamma[-1])
+    direct = tr.at(mid)
+    settings = dict(depth=2, alpha=1.0, stopping={"gamma": 1e3}, points_per_decade=2)
+    with open_store(tmp_path / "s.h5", mode="a") as store:
+        rid = store.write(tr, X=X, y=y, dataset="planted", settings=settings)
+        back = store.load(rid)
+    assert back.flow.linalg == "dual" and np.array_equal(back.w_hat, tr.w_hat)
+    again = back.at(mid)
+    assert np.max(np.abs(again.w_hat - direct.w_hat)) <= 1e-12 * np.max(np.abs(direct.w_hat))
+
+
+def test_dual_pays_and_fallbacks():
+    P2 = _problem(6, 300, 2)
+    assert dual_pays(P2, 1e6, 1e-10)
+    assert not dual_pays(_problem(6, 20, 2), 1e6, 1e-10)            # d not >> N
+    assert not dual_pays(_problem(5, 40, 2), 1e6, 1e-10)            # too small to pay
+    assert not dual_pays(P2, 1e6, "1e-10")                           # Flow reports bad rtol
+    # D = 10: w's relative error (D/a) eps (w/alpha^D)^{a/D} passes rtol/10 at R ~ 1e6
+    P10 = _problem(6, 300, 10)
+    assert dual_pays(P10, 1e3, 1e-10) and not dual_pays(P10, 1e8, 1e-10)
+    X, y = flowkit.datasets.planted_sparse(6, 300, 2, 3)
+    # an atol vector is over the primal state: integrate keeps the primal form
+    tr = flowkit.integrate(X, y, depth=2, alpha=1.0, gamma=10.0, points_per_decade=1,
+                           atol=np.full(301, 1e-12))
+    assert tr.flow.linalg == "structured"
+    with pytest.raises(flowkit.ParameterError):
+        DualFlow(P2, atol=np.full(301, 1e-12))
+    with pytest.raises(flowkit.ParameterError):
+        DualFlow(P2, atol=-1.0)
+
+
+def test_domain_guard():
+    """D > 2: a trial state with |t| >= 1 (outside the map zeta -> w) gives a NaN
+    right-hand side and Jacobian, which make the solver shrink its step."""
+    P = _problem(6, 60, 3)
+    dual = DualFlow(P)
+    N = P.n_samples
+    z = np.concatenate([np.full(N, 1e6), np.zeros(N), [0.0]])
+    assert np.all(np.isnan(dual.fun_xi(math.log(10.0), z)))
+    assert np.all(np.isnan(dual.jac_xi(math.log(10.0), z)))
