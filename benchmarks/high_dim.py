@@ -26,6 +26,7 @@ Invariant drift (diagnostics.invariants) is reported for every run.
 
     python benchmarks/high_dim.py            # everything (~40 min on the 2-core machine)
     python benchmarks/high_dim.py --only scaling baseline
+    python benchmarks/high_dim.py --only dual dual_scaling   # the dual form (flowkit.dual)
     python benchmarks/high_dim.py --redraw   # table and plot from high_dim.json
 
 Writes high_dim.json (raw results, merged across --only runs), high_dim.md and
@@ -55,13 +56,25 @@ CHECK = [dict(N=200, d=10_000, D=D, gamma=1e6, rtol=1e-8, method="BDF") for D in
 SCALING_D = [dict(N=100, d=d, D=2, gamma=1e2, rtol=1e-10) for d in (1000, 2000, 5000, 10_000, 20_000, 40_000)]
 SCALING_N = [dict(N=N, d=10_000, D=2, gamma=1e2, rtol=1e-10) for N in (25, 50, 100, 200, 400)]
 BASELINE = [dict(N=50, d=d, D=D, gamma=1e2, rtol=1e-10, baseline=True) for D in (2, 3) for d in (500, 1000)]
+# the dual form (flowkit.dual, what integrate() runs for d >> N): the contract cases at several
+# rtol, at rtol 1e-8 with the structured primal path in the same process as the baseline
+DUAL = [dict(N=200, d=10_000, D=D, gamma=1e6, rtol=r, path="dual", compare=(r == 1e-8))
+        for D in (2, 3) for r in (1e-10, 1e-8, 1e-7, 1e-6)]
+DUAL_SCALING = ([dict(c, path="dual") for c in SCALING_D]
+                + [dict(c, path="dual") for c in SCALING_N])
 GROUPS = {"contract": CONTRACT, "reference": [c for c in CONTRACT if c["rtol"] == 1e-10],
-          "loose": [c for c in CONTRACT if c["rtol"] != 1e-10], "check": CHECK, "scaling": SCALING_D + SCALING_N, "baseline": BASELINE}
+          "loose": [c for c in CONTRACT if c["rtol"] != 1e-10], "check": CHECK, "scaling": SCALING_D + SCALING_N,
+          "baseline": BASELINE, "dual": DUAL, "dual_scaling": DUAL_SCALING}
 
 
 def _key(case):
     return ("N{N}_d{d}_D{D}_g{gamma:g}_r{rtol:g}".format(**case) + ("_base" if case.get("baseline") else "")
-            + ("_" + case["method"] if case.get("method", "Radau") != "Radau" else ""))
+            + ("_" + case["method"] if case.get("method", "Radau") != "Radau" else "")
+            + ("_dual" if _path(case) == "dual" else ""))
+
+
+def _path(case):
+    return case.get("path", "structured")
 
 
 # ----------------------------------------------------------------- one case, in a subprocess
@@ -89,11 +102,15 @@ def _dual_check(traj):
 
 
 def _integrate(P, linalg, gamma, rtol, method="Radau"):
+    from flowkit.dual import DualFlow
     from flowkit.flow import Flow
     from flowkit.integrator import save_grid
     from flowkit.trajectory import Trajectory
     t0, c0 = time.perf_counter(), time.process_time()
-    flow = Flow(P, linalg=linalg, rtol=rtol, method=method, max_steps=200_000)
+    if linalg == "dual":
+        flow = DualFlow(P, rtol=rtol, method=method, max_steps=200_000)
+    else:
+        flow = Flow(P, linalg=linalg, rtol=rtol, method=method, max_steps=200_000)
     grid = save_grid(gamma)
     states, stats = flow.advance(flow.sigma0, flow.z0, [math.log(g) for g in grid])
     traj = Trajectory.from_states(flow, grid, states, stats, f"gamma={gamma:g}")
@@ -115,18 +132,21 @@ def run_case(case):
     # numba compiles / loads its cache outside the timings: a tiny run of the same paths
     Xs, ys = flowkit.datasets.planted_sparse(4, 200, 2, 1)
     warm = Problem.build(Xs, ys, case["D"], 1.0)
-    for linalg in ("structured", "dense") if case.get("baseline") else ("structured",):
+    path = _path(case)
+    for linalg in {"structured", path} | ({"dense"} if case.get("baseline") else set()):
         _integrate(warm, linalg, 1e2, 1e-6)
     out = {"case": case, "build_seconds": build, "rss_import_mb": rss0,
            "rss_before_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
            "data_mb": 2 * X.nbytes / 2**20}   # X and Xt
-    traj, out["structured"] = _integrate(P, "structured", case["gamma"], case["rtol"],
-                                         case.get("method", "Radau"))
-    out["structured"]["seconds_with_build"] = out["structured"]["seconds"] + build
+    traj, out[path] = _integrate(P, path, case["gamma"], case["rtol"], case.get("method", "Radau"))
+    out[path]["seconds_with_build"] = out[path]["seconds"] + build
     out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     if case["gamma"] >= 1e6:
-        out["dual"] = _dual_check(traj)
+        out["closed_form"] = _dual_check(traj)
         out["w_hat_end"] = traj.w_hat[-1].tolist()
+    if case.get("compare"):  # the structured primal path on the same case, same process
+        prim, out["structured"] = _integrate(P, "structured", case["gamma"], case["rtol"])
+        out["w_hat_diff"] = float(np.max(np.abs(prim.w_hat - traj.w_hat)) / np.max(np.abs(prim.w_hat)))
     if case.get("baseline"):
         dense, out["dense"] = _integrate(P, "dense", case["gamma"], case["rtol"])
         out["w_hat_diff"] = float(np.max(np.abs(dense.w_hat - traj.w_hat)) / np.max(np.abs(dense.w_hat)))
@@ -157,40 +177,55 @@ def table(res):
     ref = {}
     for r in res.values():
         c = r["case"]
-        if "failed" not in r and c["gamma"] >= 1e6 and c["rtol"] == 1e-10 and c.get("method", "Radau") == "Radau":
+        if ("failed" not in r and c["gamma"] >= 1e6 and c["rtol"] == 1e-10 and c.get("method", "Radau") == "Radau"
+                and _path(c) == "structured"):
             ref[c["D"]] = np.array(r["w_hat_end"])
     contract = [r for r in res.values() if r["case"]["gamma"] >= 1e6 and "failed" not in r]
     if contract:
         lines += ["### Contract cases: N = 200, d = 10,000, alpha = 1, gamma~ = 1e6", "",
-                  "| D | method | rtol | wall s (build + integrate + Trajectory) | CPU s | steps | nfev | njev | nlu | ms/step "
-                  "| peak RSS MB | dist(s, range Xtᵀ) | min nu / max nu | max |w_hat - w_hat(rtol 1e-10)| (rel.) "
+                  "Path: `dual` is flowkit.dual (N unknowns; what `integrate` runs here), `structured` the "
+                  "primal state (d unknowns) with structured linear algebra.  The w_hat column compares with "
+                  "the structured path at rtol 1e-10, so for the dual rows it is a second engine's check.", "",
+                  "| D | path | method | rtol | wall s (build + integrate + Trajectory) | CPU s | steps | nfev | njev | nlu | ms/step "
+                  "| peak RSS MB | dist(s, range Xtᵀ) | min nu / max nu | max |w_hat - w_hat(structured, rtol 1e-10)| (rel.) "
                   "| gamma~-consistency | conservation | Lemma 3 slack |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
-        for r in sorted(contract, key=lambda r: (r["case"]["D"], r["case"].get("method", "Radau") != "Radau",
-                                                 -r["case"]["rtol"])):
-            c, s = r["case"], r["structured"]
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        for r in sorted(contract, key=lambda r: (r["case"]["D"], _path(r["case"]) == "dual",
+                                                 r["case"].get("method", "Radau") != "Radau", -r["case"]["rtol"])):
+            c, s = r["case"], r[_path(r["case"])]
             w = np.array(r["w_hat_end"])
+            cf = r.get("closed_form") or r["dual"]   # older entries: the check was stored as "dual"
             diff = (f"{np.max(np.abs(w - ref[c['D']])) / np.max(np.abs(ref[c['D']])):.1e}"
-                    if c["D"] in ref and (c["rtol"] != 1e-10 or c.get("method", "Radau") != "Radau")
+                    if c["D"] in ref and (c["rtol"] != 1e-10 or c.get("method", "Radau") != "Radau"
+                                          or _path(c) == "dual")
                     else "(reference)")
-            lines.append(f"| {c['D']} | {c.get('method', 'Radau')} | {c['rtol']:.0e} | {s['seconds_with_build']:.1f} | {s['cpu_seconds']:.1f} | "
-                         f"{s['steps']} | {s['nfev']} | {s['njev']} | {s['nlu']} | {s['per_step_ms']:.1f} | "
-                         f"{r['peak_rss_mb']:.0f} | {r['dual']['range_residual']:.1e} | {r['dual']['nu_min']:.1e} | "
+            lines.append(f"| {c['D']} | {_path(c)} | {c.get('method', 'Radau')} | {c['rtol']:.0e} | {s['seconds_with_build']:.1f} | "
+                         f"{s['cpu_seconds']:.1f} | {s['steps']} | {s['nfev']} | {s['njev']} | {s['nlu']} | {s['per_step_ms']:.1f} | "
+                         f"{r['peak_rss_mb']:.0f} | {cf['range_residual']:.1e} | {cf['nu_min']:.1e} | "
                          f"{diff} | {_fmt_inv(s['invariants'])} |")
         lines.append("")
+        same = [r for r in contract if r["case"].get("compare")]
+        if same:
+            lines += ["### Dual form against the structured primal path, same process (contract cases, Radau)", "",
+                      "| D | rtol | structured s | structured steps | dual s | dual steps | ratio | "
+                      "max |w_hat structured - w_hat dual| (rel.) |", "|---|---|---|---|---|---|---|---|"]
+            for r in sorted(same, key=lambda r: r["case"]["D"]):
+                c, a, b = r["case"], r["structured"], r["dual"]
+                lines.append(f"| {c['D']} | {c['rtol']:.0e} | {a['seconds']:.1f} | {a['steps']} | {b['seconds']:.1f} | "
+                             f"{b['steps']} | {a['seconds'] / b['seconds']:.1f}x | {r['w_hat_diff']:.1e} |")
+            lines.append("")
     for label, key, fixed in (("d", "d", "N = 100"), ("N", "N", "d = 10,000")):
         rows = [r for r in res.values() if "failed" not in r and r["case"]["gamma"] == 1e2
                 and not r["case"].get("baseline")
-                and ((key == "d" and r["case"]["N"] == 100 and r["case"]["d"] != 10_000 or
-                      key == "d" and r["case"]["N"] == 100) if key == "d" else r["case"]["d"] == 10_000)]
+                and (r["case"]["N"] == 100 if key == "d" else r["case"]["d"] == 10_000)]
         if not rows:
             continue
         lines += [f"### Scaling in {label} ({fixed}, D = 2, gamma~ = 1e2, rtol 1e-10)", "",
-                  "| N | d | steps | nfev | njev | nlu | wall s | ms/step | peak RSS MB | of which X, Xt MB |",
-                  "|---|---|---|---|---|---|---|---|---|---|"]
-        for r in sorted(rows, key=lambda r: r["case"][key]):
-            c, s = r["case"], r["structured"]
-            lines.append(f"| {c['N']} | {c['d']} | {s['steps']} | {s['nfev']} | {s['njev']} | {s['nlu']} | "
+                  "| path | N | d | steps | nfev | njev | nlu | wall s | ms/step | peak RSS MB | of which X, Xt MB |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|"]
+        for r in sorted(rows, key=lambda r: (_path(r["case"]), r["case"][key])):
+            c, s = r["case"], r[_path(r["case"])]
+            lines.append(f"| {_path(c)} | {c['N']} | {c['d']} | {s['steps']} | {s['nfev']} | {s['njev']} | {s['nlu']} | "
                          f"{s['seconds']:.1f} | {s['per_step_ms']:.2f} | {r['peak_rss_mb']:.0f} | {r['data_mb']:.0f} |")
         lines.append("")
     base = [r for r in res.values() if r["case"].get("baseline") and "failed" not in r]
@@ -216,13 +251,20 @@ def plot(res):
     from matplotlib.ticker import NullFormatter
     from analysis.style import OKABE_ITO, context, save
     ok = [r for r in res.values() if "failed" not in r]
-    sweep_d = sorted([r for r in ok if r["case"]["gamma"] == 1e2 and not r["case"].get("baseline")
-                      and r["case"]["N"] == 100], key=lambda r: r["case"]["d"])
-    sweep_n = sorted([r for r in ok if r["case"]["gamma"] == 1e2 and not r["case"].get("baseline")
-                      and r["case"]["d"] == 10_000], key=lambda r: r["case"]["N"])
+    def sweep(key, fixed, path):
+        return sorted([r for r in ok if r["case"]["gamma"] == 1e2 and not r["case"].get("baseline")
+                       and r["case"][fixed[0]] == fixed[1] and _path(r["case"]) == path], key=lambda r: r["case"][key])
+    sweep_d, sweep_n = sweep("d", ("N", 100), "structured"), sweep("N", ("d", 10_000), "structured")
+    dual_d, dual_n = sweep("d", ("N", 100), "dual"), sweep("N", ("d", 10_000), "dual")
     base = sorted([r for r in ok if r["case"].get("baseline") and r["case"]["D"] == 2], key=lambda r: r["case"]["d"])
     contract = [r for r in ok if r["case"]["gamma"] >= 1e6 and r["case"]["rtol"] == 1e-10
                 and r["case"].get("method", "Radau") == "Radau"]
+
+    def star(ax, r, x, yv):
+        c = r["case"]
+        ax.loglog([x], [yv], "*" if _path(c) == "structured" else "P", ms=11 if _path(c) == "structured" else 8,
+                  color=orange if c["D"] == 2 else OKABE_ITO["reddish_purple"],
+                  label=f"contract run, {_path(c)}, D = {c['D']}, gamma~ = 1e6")
     blue, verm, green, orange, black = (OKABE_ITO[k] for k in ("blue", "vermillion", "bluish_green", "orange", "black"))
     with context():
         fig = Figure(figsize=(7.2, 5.6))
@@ -234,14 +276,15 @@ def plot(res):
             yv = [r["structured"]["per_step_ms"] for r in sweep_d]
             ax.loglog(x, yv, "o-", color=blue, label="structured, N = 100")
             ax.loglog(x, [yv[-1] * xi / x[-1] for xi in x], "--", color=black, alpha=0.5, lw=1, label="slope 1 (O(d))")
+        if dual_d:
+            ax.loglog([r["case"]["d"] for r in dual_d], [r["dual"]["per_step_ms"] for r in dual_d], "D-",
+                      color=OKABE_ITO["sky_blue"], label="dual form, N = 100")
         if base:
             x = [r["case"]["d"] for r in base]
             ax.loglog(x, [r["dense"]["per_step_ms"] for r in base], "s-", color=verm, label="dense LU, N = 50 (baseline)")
             ax.loglog(x, [r["structured"]["per_step_ms"] for r in base], "^-", color=green, label="structured, N = 50")
         for r in contract:
-            ax.loglog([r["case"]["d"]], [r["structured"]["per_step_ms"]], "*", ms=11,
-                      color=orange if r["case"]["D"] == 2 else OKABE_ITO["reddish_purple"],
-                      label=f"contract run, D = {r['case']['D']}, gamma~ = 1e6")
+            star(ax, r, r["case"]["d"], r[_path(r["case"])]["per_step_ms"])
         ax.set_xlabel("features d")
         ax.set_ylabel("wall time per Radau step [ms]")
         ax.set_title("(a) time vs d")
@@ -254,10 +297,11 @@ def plot(res):
             ax.loglog(x, yv, "o-", color=blue, label="structured, d = 10,000")
             ax.loglog(x, [yv[-1] * xi / x[-1] for xi in x], "--", color=black, alpha=0.5, lw=1, label="slope 1 (O(N))")
             ax.loglog(x, [yv[-1] * (xi / x[-1]) ** 2 for xi in x], ":", color=black, alpha=0.5, lw=1, label="slope 2 (O(N²))")
+        if dual_n:
+            ax.loglog([r["case"]["N"] for r in dual_n], [r["dual"]["per_step_ms"] for r in dual_n], "D-",
+                      color=OKABE_ITO["sky_blue"], label="dual form, d = 10,000")
         for r in contract:
-            ax.loglog([r["case"]["N"]], [r["structured"]["per_step_ms"]], "*", ms=11,
-                      color=orange if r["case"]["D"] == 2 else OKABE_ITO["reddish_purple"],
-                      label=f"contract run, D = {r['case']['D']}")
+            star(ax, r, r["case"]["N"], r[_path(r["case"])]["per_step_ms"])
         ax.set_xlabel("samples N")
         ax.set_ylabel("wall time per Radau step [ms]")
         ax.set_title("(b) time vs N")
@@ -269,10 +313,12 @@ def plot(res):
                 ax.loglog(x, [r["peak_rss_mb"] for r in sweep], "o-", color=blue, label="peak RSS of the run's process")
                 ax.loglog(x, [r["rss_before_mb"] for r in sweep], "v--", color=green, label="RSS before integrating (imports, data)")
                 ax.loglog(x, [r["data_mb"] for r in sweep], ":", color=black, alpha=0.6, label="X and Xt themselves")
+            dual = dual_d if key == "d" else dual_n
+            if dual:
+                ax.loglog([r["case"][key] for r in dual], [r["peak_rss_mb"] for r in dual], "D-",
+                          color=OKABE_ITO["sky_blue"], label="peak RSS, dual form")
             for r in contract:
-                ax.loglog([r["case"][key]], [r["peak_rss_mb"]], "*", ms=11,
-                          color=orange if r["case"]["D"] == 2 else OKABE_ITO["reddish_purple"],
-                          label=f"contract run, D = {r['case']['D']}")
+                star(ax, r, r["case"][key], r["peak_rss_mb"])
             ax.axhline(2048, color=black, ls="-.", lw=1, alpha=0.8, label="2 GB limit")
             ax.set_ylim(1, 3e5)
             ax.set_xlabel(lab)
@@ -308,7 +354,7 @@ def main():
                 r["load_average"] = os.getloadavg()
                 res[_key(case)] = r
                 print(f"{_key(case)}: {time.perf_counter() - t0:.0f} s "
-                      + ("FAILED" if "failed" in r else f"{r['structured']['steps']} steps"), flush=True)
+                      + ("FAILED" if "failed" in r else f"{r[_path(case)]['steps']} steps"), flush=True)
                 RESULTS.write_text(json.dumps(res, indent=1))
     text = table(res)
     (HERE / "high_dim.md").write_text(text + "\n")

@@ -159,3 +159,21 @@ def test_domain_guard():
     z = np.concatenate([np.full(N, 1e6), np.zeros(N), [0.0]])
     assert np.all(np.isnan(dual.fun_xi(math.log(10.0), z)))
     assert np.all(np.isnan(dual.jac_xi(math.log(10.0), z)))
+
+
+@pytest.mark.parametrize("mu", [3.7, 2.1 + 1.3j, 4e3])
+def test_block_lu_equals_dense_solve(mu):
+    """DualRadau's block elimination (Sherman-Morrison on zeta, Schur complement on xi)
+    solves (mu I - J) x = b like LAPACK on the whole matrix."""
+    from flowkit.dual import _BlockLU
+    P = _problem(7, 120, 3, seed=5)
+    dual = DualFlow(P)
+    s = math.log(300.0)
+    st, _ = dual.advance(dual.sigma0, dual.z0, [s])
+    z = np.concatenate([dual._import(s, st[0, :P.n_features]), st[0, P.n_features + 1:], [st[0, P.n_features]]])
+    J = dual.jac_xi(s, z)
+    A = mu * np.eye(J.shape[0]) - J
+    b = np.random.default_rng(0).standard_normal(J.shape[0]) * (1 + 0.5j if isinstance(mu, complex) else 1)
+    x = _BlockLU(A.copy(), dual._jac_parts[1:]).solve(b)
+    assert np.max(np.abs(A @ x - b)) <= 1e-12 * np.max(np.abs(b)) * np.linalg.cond(A)
+    assert np.allclose(x, np.linalg.solve(A, b), rtol=1e-10, atol=1e-13 * np.max(np.abs(x)))
