@@ -31,6 +31,9 @@ flow of s = Xtᵀ nu) -- and ``structured.py`` factorises the implicit solvers' 
 mu I - J by Woodbury / a Schur complement of size N in O(N² d) time and O(N d) memory.
 ``"auto"`` uses that for Radau and BDF when d >> N (``structured_pays``), and dense LAPACK
 LU of the (d + 1 + N)-sized matrix, assembled from the same factors, otherwise.
+``flowkit.integrate`` goes further when d >> N: it integrates the same flow in N unknowns
+(flowkit.dual.DualFlow, a subclass that reuses this driver through ``_ny``, ``_import``,
+``_export`` and ``_solver``).
 
 Past gamma~ = XI_SWITCH the state is (y, xi, omega), past TIME_SWITCH (y, xi), with the
 margin offsets xi = m - gamma~ carried as N more ODE states (``_kernels.xi_rhs``; why, in the _kernels docstring):
