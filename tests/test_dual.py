@@ -136,6 +136,7 @@ def test_dual_pays_and_fallbacks():
     assert not dual_pays(_problem(6, 20, 2), 1e6, 1e-10)            # d not >> N
     assert not dual_pays(_problem(5, 40, 2), 1e6, 1e-10)            # too small to pay
     assert not dual_pays(P2, 1e6, "1e-10")                           # Flow reports bad rtol
+    assert not dual_pays(P2, 1e6, 1e-10, "LSODA")                    # only Radau is validated
     # D = 10: w's relative error (D/a) eps (w/alpha^D)^{a/D} passes rtol/10 at R ~ 1e6
     P10 = _problem(6, 300, 10)
     assert dual_pays(P10, 1e3, 1e-10) and not dual_pays(P10, 1e8, 1e-10)
