@@ -26,10 +26,13 @@ K1 = Xt diag(E1) Xtᵀ, K2 = Xt diag(E2 g) Xtᵀ and c = 2 (1 + R) / D:
 and J_omega,omega = -gamma~ e^{-omega}; the omega row's other entries are left out, as
 in flow.py (omega drives nothing, so Newton still converges).
 
-Cost.  One right-hand side reads the N x d data once (``_kernels.dual.dual_pass``);
-the linear algebra is dense in 2N + 1 unknowns; a Jacobian is two N x N Gram matrices,
-O(N² d) by BLAS.  flow.py's primal state needs O(d) unknowns and several passes per
-step even with structured linear algebra (structured.py).
+Cost.  One right-hand side reads the N x d data once (``_kernels.dual.dual_pass``; Radau's
+three stages share the read); the (2N+1)-sized linear algebra goes by block elimination
+to one N x N LU (``_BlockLU``); a Jacobian is two N x N Gram matrices, O(N² d), one
+float32 BLAS product.  flow.py's primal state needs O(d) unknowns and several passes per
+step even with structured linear algebra (structured.py).  Measured at N = 200,
+d = 10,000, gamma~ = 1e6 (benchmarks/RESULTS.md): 2.7x (D = 2) and 2.9x (D = 3) faster
+than the structured primal path at rtol 1e-8, in the same process.
 
 Precision.  D = 2 maps zeta to y without loss.  For D > 2 the map goes through
 1 - |t| = e^{-a delta}, which float64 holds to relative eps, so w carries relative

@@ -2,6 +2,9 @@
 
 * ``flow``: right-hand sides and analytic Jacobians of the gradient flow (math.md,
   "Log-loss time"), in both coordinate sets used by :mod:`flowkit.flow`;
+* ``dual``: the one pass over the data of the flow's dual form (:mod:`flowkit.dual`);
+* ``linearized``: the tangent-kernel model's right-hand sides (:mod:`flowkit.linearized`);
+* ``baselines``: gradient descent and normalised GD (:mod:`flowkit.baselines`);
 * ``potentials``: h_D, h_D', H_D, q_D and h_D^{-1} (math.md, "Implicit-bias potentials"),
   generated from sympy by :mod:`flowkit.symbolic`; do not edit it by hand.
 """
