@@ -54,7 +54,7 @@ from scipy.linalg.lapack import dgetrf, dgetrs, zgetrf, zgetrs
 from threadpoolctl import threadpool_limits
 
 from ._kernels import flow as K_
-from ._kernels.dual import dual_pass, dual_to_psi
+from ._kernels.dual import TINY as _TINY, dual_pass, dual_to_psi, finish, prepare
 from .exceptions import ParameterError
 from .flow import METHODS, TIME_SWITCH, XI_ATOL_MIN, Flow
 from .radau import ThetaRadau
@@ -62,7 +62,6 @@ from .radau import ThetaRadau
 __all__ = ["DualFlow", "dual_pays"]
 
 _EPS = np.finfo(float).eps
-_TINY = 1e-250
 # Largest log R = log(gamma~/alpha^D) of the dual form: its weights E1 ~ (w/alpha^D)^{(2D-2)/D}
 # are not rescaled (the primal kernels shift them by their largest exponent), so they must
 # stay far from overflow.
@@ -265,16 +264,9 @@ class DualFlow(Flow):
         P = self.problem
         N, D, A = P.n_samples, float(P.depth), P.log_alpha_D
         K, n = Z.shape
-        timed = n > 2 * N
-        scales = [K_._scales(s_, A) for s_ in sigmas]
-        phi = np.exp([sc[0] for sc in scales])
-        Pw = np.empty((K, N))
-        Lam = np.empty(K)
-        for k in range(K):
-            Pw[k], Lam[k] = K_.softmax_offsets(Z[k, N:2 * N])
-        # weights below 1e-250 are 0 to every digit the flow keeps; flushed, because
-        # subnormal operands slow the pass over the data by orders of magnitude
-        Pw[Pw < _TINY] = 0.0
+        sig = np.asarray(sigmas, dtype=float)
+        phi, Pw, Lam = np.empty(K), np.empty((K, N)), np.empty(K)
+        prepare(sig, Z, N, A, phi, Pw, Lam)
         E1, E2g, a1 = self._buf
         V, St, B = np.empty((K, N)), np.empty(K), np.empty(K)
         if not dual_pass(self._XtT, np.ascontiguousarray(Z[:, :N]), Pw, phi, D, jac,
@@ -282,22 +274,13 @@ class DualFlow(Flow):
             # a trial state outside the map's domain: the solver shrinks its step
             return np.full((K, n), np.nan), None
         F = np.empty((K, n))
-        parts = None
-        for k in range(K):
-            gam = math.exp(sigmas[k])
-            _, beta, log1pR = scales[k]
-            p = Pw[k]
-            c = 2.0 * math.exp(log1pR) / D
-            F[k, :N] = (c / St[k]) * p - beta * Z[k, :N]
-            av = V[k] / St[k]
-            fx = gam * (av - np.dot(p, av) + Lam[k])
-            F[k, N:2 * N] = fx
-            lSx = 2.0 * p * (1.0 - av)
-            if timed:
-                R = math.exp(sigmas[k] - A)
-                F[k, -1] = (gam * math.expm1(-Z[k, -1]) + (2.0 * D - 2.0) / D * R * B[k] / (St[k] * St[k])
-                            + np.dot(lSx, fx))
-            parts = (St[k], p, av, lSx, c, beta, gam, phi[k], timed)
+        finish(sig, Z, Pw, Lam, V, St, B, D, A, F)
+        if not jac:
+            return F, None
+        _, beta, log1pR = K_._scales(sig[0], A)
+        p, av = Pw[0], V[0] / St[0]
+        parts = (St[0], p, av, 2.0 * p * (1.0 - av), 2.0 * math.exp(log1pR) / D, beta,
+                 math.exp(sig[0]), phi[0], n > 2 * N)
         return F, parts
 
     def fun_xi(self, sigma, z):
@@ -327,7 +310,7 @@ class DualFlow(Flow):
         J[N:2 * N, N:2 * N] = gam * (-(K1 * p) / St + np.outer(av, e1) - p)
         if timed:
             J[-1, -1] = -gam * math.exp(-z[-1])
-        J[np.abs(J) < _TINY] = 0.0  # no subnormals into the LU (see _evaluate)
+        J[np.abs(J) < _TINY] = 0.0  # no subnormals into the LU (_kernels.dual.TINY)
         # the factors of the zeta rows (DualRadau's block LU), tied to this very matrix
         self._jac_parts = (J, (c / St) * p, la1, e1)
         return J

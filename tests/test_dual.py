@@ -178,3 +178,24 @@ def test_block_lu_equals_dense_solve(mu):
     x = _BlockLU(A.copy(), dual._jac_parts[1:]).solve(b)
     assert np.max(np.abs(A @ x - b)) <= 1e-12 * np.max(np.abs(b)) * np.linalg.cond(A)
     assert np.allclose(x, np.linalg.solve(A, b), rtol=1e-10, atol=1e-13 * np.max(np.abs(x)))
+
+
+@pytest.mark.parametrize("D,d", [(2, 61), (3, 60), (5, 7)])
+def test_three_stage_pass_equals_single(D, d):
+    """The fused three-stage pass (two features per iteration, odd d included) gives what
+    three single passes give."""
+    from flowkit._kernels.dual import dual_pass
+    rng = np.random.default_rng(d)
+    N = 9
+    XtT = rng.standard_normal((d, N))
+    Z = rng.standard_normal((3, N)) * 0.05
+    P = rng.dirichlet(np.ones(N), size=3)
+    phi = np.array([0.3, 0.5, 0.7])
+    E1, E2g, a1 = np.empty(d), np.empty(d), np.empty(N)
+    V, St, B = np.empty((3, N)), np.empty(3), np.empty(3)
+    assert dual_pass(XtT, Z, P, phi, float(D), False, E1, E2g, a1, V, St, B)
+    for k in range(3):
+        v, st, b = np.empty((1, N)), np.empty(1), np.empty(1)
+        assert dual_pass(XtT, Z[k:k + 1], P[k:k + 1], phi[k:k + 1], float(D), False, E1, E2g, a1, v, st, b)
+        assert np.allclose(V[k], v[0], rtol=1e-13, atol=1e-15 * np.max(np.abs(v)))
+        assert st[0] == pytest.approx(St[k], rel=1e-13) and b[0] == pytest.approx(B[k], rel=1e-12, abs=1e-300)
