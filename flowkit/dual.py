@@ -189,17 +189,35 @@ class DualFlow(Flow):
         if atol is not None and np.ndim(atol) != 0 and np.shape(atol) != (problem.n_samples + 1,):
             raise ParameterError("the dual form takes a scalar atol, or its own resolved vector "
                                  "(length N + 1, as in Trajectory.stats['atol']): its state is not y")
-        self._XtT = np.ascontiguousarray(problem.Xt.T)
-        self._qr = None
-        N, d = problem.n_samples, problem.n_features
-        self._buf = (np.empty(d), np.empty(d), np.empty(N))
-        self._jac_parts = None
-        self._Xt32 = problem.Xt.astype(np.float32)
-        self._XtT32 = np.ascontiguousarray(self._Xt32.T)
-        self._gram_buf = (np.empty((2 * N, d), np.float32), np.empty((2 * N, N), np.float32))
+        self.problem = problem
+        self._caches()
         super().__init__(problem, method=method, rtol=rtol, atol=atol, max_steps=max_steps,
                          linalg="dense")
         self.linalg = "dual"
+
+    _CACHED = ("_XtT", "_xscale", "_Xt32", "_XtT32", "_buf", "_gram_buf", "_jac_parts", "_qr")
+
+    def _caches(self):
+        """Copies of the data in the layouts the kernels read, and work buffers: rebuilt, not
+        pickled (they would make a pickled Trajectory ~5x the data)."""
+        P = self.problem
+        N, d = P.n_samples, P.n_features
+        self._XtT = np.ascontiguousarray(P.Xt.T)
+        # float32 Gram matrices (``_grams``) of Xt / max|Xt|: any float64 data fit
+        self._xscale = float(np.max(np.abs(P.Xt))) or 1.0
+        self._Xt32 = (P.Xt / self._xscale).astype(np.float32)
+        self._XtT32 = np.ascontiguousarray(self._Xt32.T)
+        self._buf = (np.empty(d), np.empty(d), np.empty(N))
+        self._gram_buf = (np.empty((2 * N, d), np.float32), np.empty((2 * N, N), np.float32))
+        self._jac_parts = None
+        self._qr = None
+
+    def __getstate__(self):
+        return {k: v for k, v in self.__dict__.items() if k not in self._CACHED}
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._caches()
 
     @property
     def _ny(self):
@@ -236,6 +254,9 @@ class DualFlow(Flow):
         if self._qr is None:
             self._qr = qr(self._XtT, mode="economic")
         Q, R = self._qr
+        diag = np.abs(np.diag(R))
+        if not np.min(diag) > 1e-12 * np.max(diag):  # rank-deficient data (e.g. a repeated sample)
+            return np.linalg.lstsq(self._XtT, ytil, rcond=None)[0]
         return solve_triangular(R, Q.T @ ytil)
 
     def _export(self, sigma, zeta):
@@ -310,7 +331,8 @@ class DualFlow(Flow):
         J[N:2 * N, N:2 * N] = gam * (-(K1 * p) / St + np.outer(av, e1) - p)
         if timed:
             J[-1, -1] = -gam * math.exp(-z[-1])
-        J[np.abs(J) < _TINY] = 0.0  # no subnormals into the LU (_kernels.dual.TINY)
+        # no subnormals into the LU (_kernels.dual.TINY); relative, as the data set J's scale
+        J[np.abs(J) < max(_TINY * np.max(np.abs(J)), np.finfo(float).tiny)] = 0.0
         # the factors of the zeta rows (DualRadau's block LU), tied to this very matrix
         self._jac_parts = (J, (c / St) * p, la1, e1)
         return J
@@ -319,7 +341,8 @@ class DualFlow(Flow):
         """Xt diag(e1) Xtᵀ and Xt diag(e2) Xtᵀ, in one single-precision product (each scaled
         by its max|e|, so any float64 weights fit).
 
-        The Jacobian only steers Newton's iteration and filters the error estimate: with
+        The data are taken as Xt / max|Xt| (self._Xt32), so their scale cannot overflow
+        float32.  The Jacobian only steers Newton's iteration and filters the error estimate: with
         float32 Gram matrices the contract case takes the same steps and right-hand sides
         as with float64 ones (33,240 against 33,238 at D = 3), and the one O(N² d) cost of
         a Jacobian halves.  The buffers are preallocated: a fresh 16 MB temporary per
@@ -332,12 +355,13 @@ class DualFlow(Flow):
         for k, (e, sc) in enumerate(zip((e1, e2), scales)):
             np.multiply(self._Xt32, (e / sc).astype(np.float32), out=work[k * N:(k + 1) * N])
         np.matmul(work, self._XtT32, out=out)
-        return out[:N].astype(float) * scales[0], out[N:].astype(float) * scales[1]
+        x2 = self._xscale ** 2
+        return out[:N].astype(float) * (scales[0] * x2), out[N:].astype(float) * (scales[1] * x2)
 
     def _solver(self, mode):
         if self.method == "Radau":
-            return partial(DualRadau, fun_stages=self.fun_stages, flow=self), self.fun_xi, self.jac_xi, True
-        return METHODS[self.method], self.fun_xi, self.jac_xi, False
+            return partial(DualRadau, fun_stages=self.fun_stages, flow=self), self.fun_xi, self.jac_xi
+        return METHODS[self.method], self.fun_xi, self.jac_xi
 
     def fun(self, sigma, z):  # mode 0 is never used (``_mode``)
         raise AssertionError("DualFlow has no mode-0 state")

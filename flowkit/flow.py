@@ -247,6 +247,16 @@ class Flow:
         stats = {"nfev": 0, "njev": 0, "nlu": 0, "steps": 0}
         t0 = time.perf_counter()
         bounds = (math.log(XI_SWITCH), math.log(TIME_SWITCH))
+        try:
+            self._advance(sigma, z, mode, sigma_to, states, stats, bounds)
+        finally:
+            self._live = None  # a solver holds closures: a Flow must stay picklable
+        stats["seconds"] = time.perf_counter() - t0
+        return states, stats
+
+    def _advance(self, sigma, z, mode, sigma_to, states, stats, bounds):
+        """The loop of ``advance``: fills ``states``."""
+        d = self.problem.n_features
         for k, target in enumerate(sigma_to):
             while True:
                 need = self._mode(sigma)
@@ -262,9 +272,6 @@ class Flow:
                 sigma = end
             y, omega, xi = self._unpack(sigma, z, mode)
             states[k, :d], states[k, d], states[k, d + 1:] = self._export(sigma, y), omega, xi
-        stats["seconds"] = time.perf_counter() - t0
-        self._live = None  # a solver holds closures: a Flow must stay picklable
-        return states, stats
 
     @staticmethod
     def _mode(sigma):
@@ -321,7 +328,7 @@ class Flow:
             # at every save point.  (LSODA keeps its end point inside its Fortran state.)
             live.t_bound, live.status = target, "running"
             return self._steps(live, final, stats, [getattr(live, k, 0) for k in _COUNTS])
-        cls, fun, jac, reuse = self._solver(mode)
+        cls, fun, jac = self._solver(mode)
         atol = (self.atol, np.concatenate([self.atol_xi, self.atol[self._ny:]]),
                 self.atol_xi)[mode]
         options = {"rtol": self.rtol, "atol": atol}
@@ -329,12 +336,7 @@ class Flow:
             options["jac"] = jac
         span = target - sigma
         first = None if (self._h is None or self.method == "LSODA") else min(self._h, span)
-        if reuse:
-            # a run that continues the previous one (same state variables, from its end
-            # point) starts from its last Jacobian: one O(N² d) evaluation less per save point
-            options["jac0"] = self._J if self._h is not None else None
         solver = cls(fun, sigma, z, target, first_step=first, **options)
-        self._reuse = reuse
         return self._steps(solver, final, stats, [0, 0, 0])  # its set-up's evaluations count
 
     def _steps(self, solver, final, stats, counts):
@@ -350,15 +352,14 @@ class Flow:
         for key, before in zip(_COUNTS, counts):
             stats[key] += getattr(solver, key, 0) - before
         self._h = getattr(solver, "h_abs", None)
-        self._J = solver.J if self._reuse else None
         self._live = solver
         return solver.y
 
     def _solver(self, mode):
-        """(solver class, fun, jac, whether it can start from the previous run's Jacobian)."""
+        """(solver class, fun, jac) for the state variables of ``mode``."""
         if self.structured:
             fun, jac = ((self.fun, self.jac_structured) if mode == 0
                         else (self.fun_xi, self.jac_xi_structured))
-            return STRUCTURED[self.method], fun, jac, True
+            return STRUCTURED[self.method], fun, jac
         fun, jac = (self.fun, self.jac) if mode == 0 else (self.fun_xi, self.jac_xi)
-        return METHODS[self.method], fun, jac, False
+        return METHODS[self.method], fun, jac

@@ -83,7 +83,8 @@ def integrate(X, y, *, depth, alpha, gamma=None, loss=None, mu=None, save_at=Non
     problem = Problem.build(X, y, depth, alpha)
     rule = resolve_stopping_rule(gamma=gamma, loss=loss, mu=mu, log_alpha_D=problem.log_alpha_D)
     grid = save_points(rule, save_at, points_per_decade)
-    if flow_cls is Flow and (atol is None or np.ndim(atol) == 0) and dual_pays(problem, rule.gamma, rtol, method):
+    # a user's atol is on flow.py's scaled state y: it keeps that state
+    if flow_cls is Flow and atol is None and dual_pays(problem, rule.gamma, rtol, method):
         flow_cls = DualFlow  # d >> N: the same flow in N unknowns (flowkit.dual)
     flow = flow_cls(problem, method=method, rtol=rtol, atol=atol)
     states, stats = flow.advance(flow.sigma0, flow.z0, [math.log(g) for g in grid])

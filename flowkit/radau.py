@@ -12,9 +12,6 @@ default here) the steps are scipy's, operation for operation: ``_step_impl`` is 
 for Y of shape (3, n): a right-hand side that passes over large data reads it once for the
 three (flowkit.dual).  Without it the stages are evaluated one by one, as scipy does.
 
-``jac0``: a Jacobian to start from instead of evaluating one at (t0, y0) -- the last one of
-the previous run when a run continues where another stopped (a save point).  It is marked
-stale, so a Newton failure re-evaluates it rather than shrinking the step.
 """
 from __future__ import annotations
 
@@ -29,19 +26,16 @@ __all__ = ["ThetaRadau"]
 
 
 class ThetaRadau(Radau):
-    """scipy's Radau IIA with ``jac_theta``, ``jac0`` (module docstring) and its LU calls
+    """scipy's Radau IIA with ``jac_theta``, ``fun_stages`` (module docstring) and its LU calls
     made straight to LAPACK: the same getrf/getrs that ``lu_factor``/``lu_solve`` call (so
     the same numbers), without their argument checks, which cost about a third of a step
     on the small systems flowkit solves."""
 
     jac_theta = 1e-3
 
-    def __init__(self, *args, jac0=None, fun_stages=None, **kwargs):
-        self._jac0 = jac0
+    def __init__(self, *args, fun_stages=None, **kwargs):
         self._fun_stages = fun_stages
         super().__init__(*args, **kwargs)
-        if jac0 is not None:
-            self.current_jac = False
 
         def lu(A):
             self.nlu += 1
@@ -114,17 +108,6 @@ class ThetaRadau(Radau):
             dW_norm_old = dW_norm
 
         return converged, k + 1, Z, rate
-
-    def _validate_jac(self, jac, sparsity):
-        if self._jac0 is None or not callable(jac):
-            return super()._validate_jac(jac, sparsity)
-
-        def jac_wrapped(t, y, _=None):
-            self.njev += 1
-            return np.asarray(jac(t, y), dtype=float)
-
-        self.njev = 0
-        return jac_wrapped, self._jac0
 
     def _step_impl(self):
         # scipy 1.17 Radau._step_impl; the one change: refresh threshold 1e-3 -> self.jac_theta

@@ -405,19 +405,12 @@ class _StructuredSolver:
 
     The parent's __init__ is handed an empty sparse placeholder for J, so that it takes its
     sparse branch (an O(n) sparse identity instead of a dense n x n one -- 0.8 GB at
-    d = 10,000); ``J``, ``I``, ``lu`` and ``solve_lu`` are then replaced.
+    d = 10,000); ``J``, ``I``, ``lu`` and ``solve_lu`` are then replaced."""
 
-    ``jac0``: a Jacobian to start from instead of evaluating one at (t0, y0) -- the last one
-    of the previous run, when a run continues where another stopped (a save point): it is
-    marked stale, so a Newton failure re-evaluates it rather than shrinking the step."""
-
-    def __init__(self, *args, jac0=None, **kwargs):
-        self._structured_jac0 = jac0
+    def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.J = self._structured_J
         self.I = IDENTITY
-        if jac0 is not None:
-            self.current_jac = False
 
         def lu(A):
             self.nlu += 1
@@ -431,10 +424,7 @@ class _StructuredSolver:
     def _validate_jac(self, jac, sparsity):
         if not callable(jac):
             raise TypeError("a structured solver needs a callable jac(t, y)")
-        if self._structured_jac0 is not None:
-            self._structured_J, self.njev = self._structured_jac0, 0
-        else:
-            self._structured_J, self.njev = jac(self.t, self.y), 1
+        self._structured_J, self.njev = jac(self.t, self.y), 1
 
         def jac_wrapped(t, y, _=None):
             self.njev += 1

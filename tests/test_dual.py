@@ -141,10 +141,10 @@ def test_dual_pays_and_fallbacks():
     P10 = _problem(6, 300, 10)
     assert dual_pays(P10, 1e3, 1e-10) and not dual_pays(P10, 1e8, 1e-10)
     X, y = flowkit.datasets.planted_sparse(6, 300, 2, 3)
-    # an atol vector is over the primal state: integrate keeps the primal form
-    tr = flowkit.integrate(X, y, depth=2, alpha=1.0, gamma=10.0, points_per_decade=1,
-                           atol=np.full(301, 1e-12))
-    assert tr.flow.linalg == "structured"
+    # a user's atol (scalar or vector) is over the primal state: integrate keeps that state
+    for atol in (np.full(301, 1e-12), 1e-12):
+        tr = flowkit.integrate(X, y, depth=2, alpha=1.0, gamma=10.0, points_per_decade=1, atol=atol)
+        assert tr.flow.linalg == "structured"
     with pytest.raises(flowkit.ParameterError):
         DualFlow(P2, atol=np.full(301, 1e-12))
     with pytest.raises(flowkit.ParameterError):
@@ -199,3 +199,28 @@ def test_three_stage_pass_equals_single(D, d):
         assert dual_pass(XtT, Z[k:k + 1], P[k:k + 1], phi[k:k + 1], float(D), False, E1, E2g, a1, v, st, b)
         assert np.allclose(V[k], v[0], rtol=1e-13, atol=1e-15 * np.max(np.abs(v)))
         assert st[0] == pytest.approx(St[k], rel=1e-13) and b[0] == pytest.approx(B[k], rel=1e-12, abs=1e-300)
+
+
+def test_pickle_scale_and_failure(tmp_path):
+    """A DualFlow pickles without its data caches and works after loading; a run that fails
+    leaves its flow picklable; data of scale 1e20 (float32 Gram matrices of Xt / max|Xt|)
+    integrate as the primal path does."""
+    import pickle
+    X, y = flowkit.datasets.planted_sparse(6, 150, 2, 4)
+    tr = flowkit.integrate(X, y, depth=2, alpha=1.0, gamma=1e2, points_per_decade=2)
+    blob = pickle.dumps(tr)
+    assert len(blob) < 2 * len(pickle.dumps(X)) + 200_000
+    back = pickle.loads(blob)
+    mid = math.sqrt(tr.gamma[-2] * tr.gamma[-1])
+    assert np.max(np.abs(back.at(mid).w_hat - tr.at(mid).w_hat)) <= 1e-13 * np.max(np.abs(tr.w_hat))
+    P1 = Problem.build(X, y, 2, 1.0)
+    _, st = DualFlow(P1).advance(DualFlow(P1).sigma0, DualFlow(P1).z0, [math.log(1e-3)])
+    flow = DualFlow(P1, max_steps=st["steps"] + 3)   # fails after its first save point
+    with pytest.raises(flowkit.IntegrationError):
+        flow.advance(flow.sigma0, flow.z0, [math.log(1e-3), math.log(1e3)])
+    pickle.dumps(flow)
+    big = flowkit.integrate(X * 1e20, y, depth=2, alpha=1.0, gamma=1e2, points_per_decade=2)
+    assert big.flow.linalg == "dual"
+    P = Problem.build(X * 1e20, y, 2, 1.0)
+    ref = _run(Flow(P, linalg="dense"), 1e2, ppd=2)
+    assert np.max(np.abs(big.w_hat[-1] - ref.w_hat[-1])) <= 1e-9 * np.max(np.abs(ref.w_hat[-1]))

@@ -187,8 +187,10 @@ def _check_describes(traj, X, y, s):
     if traj.stats.get("method") != s["method"] or traj.stats.get("rtol") != s["rtol"]:
         bad(f"method/rtol {traj.stats.get('method')}/{traj.stats.get('rtol')!r} vs settings "
             f"{s['method']}/{s['rtol']!r}")
-    if s["atol"] is not None and not np.array_equal(
-            np.broadcast_to(np.asarray(s["atol"]), (d + 1,)), np.asarray(traj.stats.get("atol"))):
+    # the resolved atol covers the integrated state: d + 1 numbers, or N + 1 in the dual form
+    n_atol = N + 1 if traj.stats.get("linalg") == "dual" else d + 1
+    if s["atol"] is not None and (np.ndim(s["atol"]) and np.size(s["atol"]) != n_atol or not np.array_equal(
+            np.broadcast_to(np.asarray(s["atol"]), (n_atol,)), np.asarray(traj.stats.get("atol")))):
         bad(f"atol {traj.stats.get('atol')} vs settings {s['atol']}")
     if "excess_l1" in s["stopping"]:  # an event run ends at its crossing (flowkit.events)
         ev = traj.stats.get("event") or {}
