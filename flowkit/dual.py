@@ -31,7 +31,7 @@ three stages share the read); the (2N+1)-sized linear algebra goes by block elim
 to one N x N LU (``_BlockLU``); a Jacobian is two N x N Gram matrices, O(N² d), one
 float32 BLAS product.  flow.py's primal state needs O(d) unknowns and several passes per
 step even with structured linear algebra (structured.py).  Measured at N = 200,
-d = 10,000, gamma~ = 1e6 (benchmarks/RESULTS.md): 3.2x (D = 2) and 3.5x (D = 3) faster
+d = 10,000, gamma~ = 1e6 (benchmarks/RESULTS.md): 3.0x (D = 2) and 3.4x (D = 3) faster
 than the structured primal path at rtol 1e-8, in the same process.
 
 Precision.  D = 2 maps zeta to y without loss.  For D > 2 the map goes through
