@@ -224,3 +224,38 @@ def test_pickle_scale_and_failure(tmp_path):
     P = Problem.build(X * 1e20, y, 2, 1.0)
     ref = _run(Flow(P, linalg="dense"), 1e2, ppd=2)
     assert np.max(np.abs(big.w_hat[-1] - ref.w_hat[-1])) <= 1e-9 * np.max(np.abs(ref.w_hat[-1]))
+
+
+@pytest.mark.parametrize("D", [2, 3])
+def test_threaded_pass_and_grams_equal_serial(D, monkeypatch):
+    """Split between threads by features (flowkit.dual.THREADS), the stage right-hand sides
+    and the Jacobian are the serial ones up to summation order; a block of all-zero
+    features (S~ = 0 on that block alone) does not count as a domain failure."""
+    import flowkit.dual as dual_mod
+    P = _problem(8, 90, D, alpha=0.7, seed=4)
+    Xz = np.concatenate([P.X, np.zeros((P.n_samples, 60))], axis=1)   # the second block is zero
+    P = Problem.build(Xz, P.y, D, 0.7)
+    serial = DualFlow(P)
+    monkeypatch.setattr(dual_mod, "THREADS", 2)
+    monkeypatch.setattr(dual_mod, "_MIN_PER_THREAD", 1)
+    split = DualFlow(P)
+    assert len(serial._chunks) == 1 and split._chunks == [(0, 75), (75, 150)]
+    N = P.n_samples
+    rng = np.random.default_rng(0)
+    s0, d = math.log(30.0), P.n_features
+    state = serial.advance(serial.sigma0, serial.z0, [s0])[0][0]
+    zeta = serial._import(s0, state[:d])
+    Z = np.stack([np.concatenate([zeta * (1 + 0.01 * k), state[d + 1:] + 0.1 * rng.standard_normal(N),
+                                  [state[d]]]) for k in range(3)])
+    sig = s0 + np.array([0.0, 0.01, 0.02])
+    Fs, Ft = serial.fun_stages(sig, Z), split.fun_stages(sig, Z)
+    assert np.all(np.isfinite(Fs))
+    assert np.allclose(Ft, Fs, rtol=1e-12, atol=1e-14 * np.max(np.abs(Fs)))
+    Js, Jt = serial.jac_xi(sig[0], Z[0]), split.jac_xi(sig[0], Z[0])
+    assert np.allclose(Jt, Js, rtol=1e-5, atol=1e-6 * np.max(np.abs(Js)))   # float32 Gram matrices
+    # pickled and restored, the split is rebuilt (it is a cache, like the data copies)
+    import pickle
+    assert pickle.loads(pickle.dumps(split))._chunks == split._chunks
+    # and a whole run agrees
+    a, b = _run(serial, 1e3), _run(split, 1e3)
+    assert np.max(np.abs(a.w_hat - b.w_hat)) <= 1e-10

@@ -60,14 +60,15 @@ def _accumulate(yt, g, phi, a, k1, power, St, B, k):
     return e1 * g
 
 
-@njit(cache=True, fastmath={"reassoc", "contract"})
+@njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
 def dual_pass(XtT, Z, P, phi, D, jac, E1, E2g, a1, V, St, B):
     """ok; fills, for each of the K rows of Z, P (K x N) and phi (K), V[k] (N), St[k] and
     B[k] and, if jac (K = 1), E1 and E2g (d) and a1 (N).  XtT is d x N.  Each row of XtT
     is read once for all K states (Radau's three stages: ``flowkit.radau``); K = 3 has its
     own loop, with the three stages' dot products fused and two features per iteration
-    (1.3 ms against 2.2 ms for the general loop at N = 200, d = 10,000).  (Two threads gained nothing on the 2-core
-    machine of benchmarks/RESULTS.md, so the pass is serial.)"""
+    (1.3 ms against 2.2 ms for the general loop at N = 200, d = 10,000).  The sums are over
+    features, so a caller may split XtT's rows between threads and add the parts
+    (flowkit/dual.py does; the kernel releases the GIL)."""
     d, N = XtT.shape
     K = Z.shape[0]
     a = D - 2.0
