@@ -29,8 +29,9 @@ in flow.py (omega drives nothing, so Newton still converges).
 Cost.  One right-hand side reads the N x d data once (``_kernels.dual.dual_pass``; Radau's
 three stages share the read); the (2N+1)-sized linear algebra goes by block elimination
 to one N x N LU (``_BlockLU``); a Jacobian is two N x N Gram matrices, O(N² d), one
-float32 BLAS product.  flow.py's primal state needs O(d) unknowns and several passes per
-step even with structured linear algebra (structured.py).  Measured at N = 200,
+float32 BLAS product.  The pass is split by features, and the two Gram matrices go one
+each, between ``THREADS`` threads.  flow.py's primal state needs O(d) unknowns and several
+passes per step even with structured linear algebra (structured.py).  Measured at N = 200,
 d = 10,000, gamma~ = 1e6 (benchmarks/RESULTS.md): 3.0x (D = 2) and 3.4x (D = 3) faster
 than the structured primal path at rtol 1e-8, in the same process.
 
@@ -77,14 +78,17 @@ _MAX_LOG_R = 230.0
 # _MIN_PER_THREAD entries of the data per thread, one thread is faster.
 THREADS = min(2, os.cpu_count() or 1)
 _MIN_PER_THREAD = 250_000
-_POOL = None
+_POOL = (None, None)   # (process id, executor)
 
 
 def _pool():
+    """The module's thread pool, one per process: a forked child (a sweep's worker)
+    inherits the executor object but not its threads, so it makes its own rather than
+    rely on how the executor copes with that."""
     global _POOL
-    if _POOL is None:
-        _POOL = ThreadPoolExecutor(THREADS, thread_name_prefix="flowkit-dual")
-    return _POOL
+    if _POOL[0] != os.getpid():
+        _POOL = (os.getpid(), ThreadPoolExecutor(THREADS, thread_name_prefix="flowkit-dual"))
+    return _POOL[1]
 
 
 def dual_pays(problem, gamma, rtol, method="Radau"):

@@ -162,6 +162,16 @@ def test_domain_guard():
     assert np.all(np.isnan(dual.jac_xi(math.log(10.0), z)))
 
 
+def test_far_trial_state_d2():
+    """D = 2: a trial state so far out that e^{-|u|} underflows to 0 and e^{|u|} overflows
+    (Newton's excursion; it raised ZeroDivisionError in the pass) gives a NaN right-hand side."""
+    P = _problem(6, 60, 2)
+    dual = DualFlow(P)
+    N = P.n_samples
+    z = np.concatenate([np.full(N, 1e4), np.zeros(N), [0.0]])
+    assert np.all(np.isnan(dual.fun_xi(math.log(10.0), z)))
+
+
 @pytest.mark.parametrize("mu", [3.7, 2.1 + 1.3j, 4e3])
 def test_block_lu_equals_dense_solve(mu):
     """DualRadau's block elimination (Sherman-Morrison on zeta, Schur complement on xi)
@@ -259,3 +269,21 @@ def test_threaded_pass_and_grams_equal_serial(D, monkeypatch):
     # and a whole run agrees
     a, b = _run(serial, 1e3), _run(split, 1e3)
     assert np.max(np.abs(a.w_hat - b.w_hat)) <= 1e-10
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs fork")
+def test_thread_pool_survives_fork(monkeypatch):
+    """A forked process (a sweep worker) gets its own pool: the parent's threads are gone."""
+    import multiprocessing as mp
+    import flowkit.dual as dual_mod
+    monkeypatch.setattr(dual_mod, "THREADS", 2)
+    monkeypatch.setattr(dual_mod, "_MIN_PER_THREAD", 1)
+    P = _problem(6, 60, 2)
+    parent = _run(DualFlow(P), 10.0).w_hat          # the pool now exists in this process
+    with mp.get_context("fork").Pool(1) as pool:
+        child = pool.apply_async(_run_w_hat, (P,)).get(timeout=60)
+    assert np.array_equal(parent, child)
+
+
+def _run_w_hat(P):
+    return _run(DualFlow(P), 10.0).w_hat

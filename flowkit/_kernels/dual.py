@@ -31,8 +31,12 @@ def _weights(yt, phi, a, k1, power):
     """(E1, E2) of one feature at ytil = yt (module docstring); NaN outside the domain."""
     if a == 0.0:
         # delta± = ±u/2, u = phi ytil: e^{(2D-2) delta±} = e^{±u} = e^{(3D-4) delta±}
-        eu = math.exp(phi * yt)
-        return eu + 1.0 / eu, eu - 1.0 / eu
+        # two exps, not 1/e^u: a trial state far out (Newton's) underflows e^{-|u|} to 0,
+        # and overflow then makes the weights inf, which the caller rejects
+        u = phi * yt
+        ep = math.exp(u)
+        em = math.exp(-u)
+        return ep + em, ep - em
     t = 0.5 * a * phi * yt
     if not abs(t) < 1.0:
         return math.nan, math.nan
