@@ -51,7 +51,6 @@ from __future__ import annotations
 
 import math
 import time
-from functools import partial
 
 import numpy as np
 from scipy.integrate import BDF, DOP853, LSODA, RK23, RK45
@@ -101,28 +100,6 @@ XI_SWITCH = 10.0
 XI_ATOL_MIN = 1e-11
 
 
-def xi_error_scale(xi_at, rtol, sigma, z, scale):
-    """The error scale of the margin offsets xi = z[xi_at], weighted by how much each moves
-    the flow (Radau's ``error_scale``; scale = atol + rtol |z| on entry, changed in place).
-
-    xi enters the right-hand side only through p = softmax(-xi): an error e_n in xi_n moves
-    p by p_n e_n, and p_n / max p = e^{-(xi_n - min xi)}.  So a sample n whose margin lies
-    above the smallest by xi_n - min xi is allowed the error e^{xi_n - min xi} times
-    that of a support vector, which moves the flow as much -- but never more than
-    rtol (gamma~ + |xi_n|), rtol relative of its margin m_n = gamma~ + xi_n, which is the
-    saved output.  The samples near the support set need this: where one joins or leaves
-    it (D = 3 takes many such changes on planted_sparse data) its xi_n moves on an O(1)
-    scale of gamma~, and with the unweighted scale those moves set the step.  Measured
-    (planted_sparse(100, 4000), D = 3, alpha = 1, gamma~ = 1e6, rtol 1e-8): 1156 steps
-    instead of 2088, max |w_hat - reference| over the trajectory 1.7e-11 instead of 3e-12
-    (reference: rtol 1e-11)."""
-    xi = z[xi_at]
-    s = scale[xi_at]
-    weighted = s * np.exp(np.minimum(xi - xi.min(), 700.0))
-    scale[xi_at] = np.maximum(s, np.minimum(weighted, rtol * (math.exp(sigma) + np.abs(xi))))
-    return scale
-
-
 # the solver counters that Flow.advance reports
 _COUNTS = ("nfev", "njev", "nlu")
 
@@ -133,9 +110,6 @@ class IntegrationError(RuntimeError):
 
 class Flow:
     """Right-hand side, Jacobian, initial state and driver for one Problem."""
-
-    # Radau weights the margin offsets' errors by their softmax weight (``xi_error_scale``)
-    weight_xi = True
 
     def __init__(self, problem, *, method="Radau", rtol=1e-10, atol=None, max_steps=50_000,
                  linalg="auto"):
@@ -368,9 +342,6 @@ class Flow:
         options = {"rtol": self.rtol, "atol": atol}
         if self.method in IMPLICIT:
             options["jac"] = jac
-        if self.method == "Radau" and mode > 0 and self.weight_xi:
-            n = self._ny
-            options["error_scale"] = partial(xi_error_scale, slice(n, n + self.problem.n_samples), self.rtol)
         span = target - sigma
         first = None if (self._h is None or self.method == "LSODA") else min(self._h, span)
         solver = cls(fun, sigma, z, target, first_step=first, **options)

@@ -1,5 +1,5 @@
 """Radau IIA as flowkit runs it: scipy's solver with its Jacobian-refresh threshold as a
-parameter, LU straight from LAPACK, batched stages and a reweighted error scale.
+parameter, LU straight from LAPACK, and an optional starting Jacobian.
 
 ``jac_theta``: after an accepted step whose Newton iteration needed more than two
 iterations, the Jacobian is re-evaluated when the convergence rate exceeded ``jac_theta``.
@@ -11,11 +11,6 @@ default here) the steps are scipy's, operation for operation: ``_step_impl`` is 
 ``fun_stages``: the right-hand side at Radau's three stages at once, F = fun_stages(ts, Y)
 for Y of shape (3, n): a right-hand side that passes over large data reads it once for the
 three (flowkit.dual).  Without it the stages are evaluated one by one, as scipy does.
-
-``error_scale``: a function (t, y_new, scale) -> scale that reweights the error norm's
-scale vector (scipy's atol + rtol |y|) in each step, for the Newton tolerance and the
-error estimate; flowkit.flow weights the margin offsets by how much they move the flow
-(``flow.xi_error_scale``).
 
 """
 from __future__ import annotations
@@ -38,9 +33,8 @@ class ThetaRadau(Radau):
 
     jac_theta = 1e-3
 
-    def __init__(self, *args, fun_stages=None, error_scale=None, **kwargs):
+    def __init__(self, *args, fun_stages=None, **kwargs):
         self._fun_stages = fun_stages
-        self._error_scale = error_scale
         super().__init__(*args, **kwargs)
 
         def lu(A):
@@ -52,12 +46,6 @@ class ThetaRadau(Radau):
             return (zgetrs if LU[0].dtype.kind == "c" else dgetrs)(LU[0], LU[1], b, overwrite_b=True)[0]
 
         self.lu, self.solve_lu = lu, solve_lu
-
-    def _scale(self, t, y, y_new):
-        """The error scale of a step from y to y_new: scipy's, then ``error_scale(t, y_new,
-        scale)`` if given (module docstring)."""
-        scale = self.atol + np.maximum(np.abs(y), np.abs(y_new)) * self.rtol
-        return scale if self._error_scale is None else self._error_scale(t, y_new, scale)
 
     def _stages(self, t, y, ch, Z):
         """fun at the three stages (t + ch_i, y + Z_i)."""
@@ -173,7 +161,7 @@ class ThetaRadau(Radau):
             else:
                 Z0 = self.sol(t + h * C).T - y
 
-            scale = self._scale(t, y, y)
+            scale = atol + np.abs(y) * rtol
 
             converged = False
             while not converged:
@@ -202,7 +190,7 @@ class ThetaRadau(Radau):
             y_new = y + Z[-1]
             ZE = Z.T.dot(E) / h
             error = self.solve_lu(LU_real, f + ZE)
-            scale = self._scale(t_new, y, y_new)
+            scale = atol + np.maximum(np.abs(y), np.abs(y_new)) * rtol
             error_norm = norm(error / scale)
             safety = 0.9 * (2 * NEWTON_MAXITER + 1) / (2 * NEWTON_MAXITER
                                                        + n_iter)
