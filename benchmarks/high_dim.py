@@ -2,7 +2,8 @@
 planted separator (flowkit.datasets.planted_sparse, k = 10, margin 0.1), alpha = 1.
 
 Every case runs in a fresh subprocess (so its peak RSS is its own), single-threaded BLAS
-unless --threads says otherwise:
+unless --threads says otherwise (the dual form's own threads, flowkit.dual.THREADS -- 2 on
+a 2-core machine -- are not BLAS's; each result records them as "dual_threads"):
 
 * contract: N = 200, d = 10,000, D in {2, 3}, gamma~ = 1e6, flowkit's defaults (Radau,
   rtol 1e-10, 20 save points per decade), and the same at looser rtol;
@@ -27,6 +28,7 @@ Invariant drift (diagnostics.invariants) is reported for every run.
     python benchmarks/high_dim.py            # everything (~40 min on the 2-core machine)
     python benchmarks/high_dim.py --only scaling baseline
     python benchmarks/high_dim.py --only dual dual_scaling   # the dual form (flowkit.dual)
+    python benchmarks/high_dim.py --only dual --match D2_g1e+06_r1e-07   # one case
     python benchmarks/high_dim.py --redraw   # table and plot from high_dim.json
 
 Writes high_dim.json (raw results, merged across --only runs), high_dim.md and
@@ -123,6 +125,7 @@ def _integrate(P, linalg, gamma, rtol, method="Radau"):
 
 def run_case(case):
     import flowkit
+    import flowkit.dual
     from flowkit.problem import Problem
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     X, y = flowkit.datasets.planted_sparse(case["N"], case["d"], 10, 0)
@@ -136,6 +139,7 @@ def run_case(case):
     for linalg in {"structured", path} | ({"dense"} if case.get("baseline") else set()):
         _integrate(warm, linalg, 1e2, 1e-6)
     out = {"case": case, "build_seconds": build, "rss_import_mb": rss0,
+           "dual_threads": flowkit.dual.THREADS,
            "rss_before_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
            "data_mb": 2 * X.nbytes / 2**20}   # X and Xt
     traj, out[path] = _integrate(P, path, case["gamma"], case["rtol"], case.get("method", "Radau"))
@@ -172,6 +176,11 @@ def _fmt_inv(inv):
             f"{inv['lemma3_slack']:.2g}")
 
 
+def _threads(r):
+    """Threads of the run: the dual form's own (older entries: 1, their pass was serial)."""
+    return r.get("dual_threads", 1) if _path(r["case"]) == "dual" else r.get("threads", 1)
+
+
 def table(res):
     lines = []
     ref = {}
@@ -186,10 +195,10 @@ def table(res):
                   "Path: `dual` is flowkit.dual (N unknowns; what `integrate` runs here), `structured` the "
                   "primal state (d unknowns) with structured linear algebra.  The w_hat column compares with "
                   "the structured path at rtol 1e-10, so for the dual rows it is a second engine's check.", "",
-                  "| D | path | method | rtol | wall s (build + integrate + Trajectory) | CPU s | steps | nfev | njev | nlu | ms/step "
+                  "| D | path | method | threads | rtol | wall s (build + integrate + Trajectory) | CPU s | steps | nfev | njev | nlu | ms/step "
                   "| peak RSS MB | dist(s, range Xtᵀ) | min nu / max nu | max |w_hat - w_hat(structured, rtol 1e-10)| (rel.) "
                   "| gamma~-consistency | conservation | Lemma 3 slack |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for r in sorted(contract, key=lambda r: (r["case"]["D"], _path(r["case"]) == "dual",
                                                  r["case"].get("method", "Radau") != "Radau", -r["case"]["rtol"])):
             c, s = r["case"], r[_path(r["case"])]
@@ -199,7 +208,8 @@ def table(res):
                     if c["D"] in ref and (c["rtol"] != 1e-10 or c.get("method", "Radau") != "Radau"
                                           or _path(c) == "dual")
                     else "(reference)")
-            lines.append(f"| {c['D']} | {_path(c)} | {c.get('method', 'Radau')} | {c['rtol']:.0e} | {s['seconds_with_build']:.1f} | "
+            lines.append(f"| {c['D']} | {_path(c)} | {c.get('method', 'Radau')} | {_threads(r)} | {c['rtol']:.0e} | "
+                         f"{s['seconds_with_build']:.1f} | "
                          f"{s['cpu_seconds']:.1f} | {s['steps']} | {s['nfev']} | {s['njev']} | {s['nlu']} | {s['per_step_ms']:.1f} | "
                          f"{r['peak_rss_mb']:.0f} | {cf['range_residual']:.1e} | {cf['nu_min']:.1e} | "
                          f"{diff} | {_fmt_inv(s['invariants'])} |")
@@ -221,11 +231,11 @@ def table(res):
         if not rows:
             continue
         lines += [f"### Scaling in {label} ({fixed}, D = 2, gamma~ = 1e2, rtol 1e-10)", "",
-                  "| path | N | d | steps | nfev | njev | nlu | wall s | ms/step | peak RSS MB | of which X, Xt MB |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|"]
+                  "| path | threads | N | d | steps | nfev | njev | nlu | wall s | ms/step | peak RSS MB | of which X, Xt MB |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for r in sorted(rows, key=lambda r: (_path(r["case"]), r["case"][key])):
             c, s = r["case"], r[_path(r["case"])]
-            lines.append(f"| {_path(c)} | {c['N']} | {c['d']} | {s['steps']} | {s['nfev']} | {s['njev']} | {s['nlu']} | "
+            lines.append(f"| {_path(c)} | {_threads(r)} | {c['N']} | {c['d']} | {s['steps']} | {s['nfev']} | {s['njev']} | {s['nlu']} | "
                          f"{s['seconds']:.1f} | {s['per_step_ms']:.2f} | {r['peak_rss_mb']:.0f} | {r['data_mb']:.0f} |")
         lines.append("")
     base = [r for r in res.values() if r["case"].get("baseline") and "failed" not in r]
@@ -340,6 +350,7 @@ def main():
     ap.add_argument("--only", nargs="*", choices=sorted(GROUPS), help="case groups to (re)run")
     ap.add_argument("--threads", type=int, default=1, help="BLAS/numba threads per case (default 1)")
     ap.add_argument("--redraw", action="store_true", help="table and plot from high_dim.json only")
+    ap.add_argument("--match", help="only the cases of those groups whose key contains this")
     args = ap.parse_args()
     if args.case:
         print(json.dumps(run_case(json.loads(args.case))))
@@ -348,6 +359,8 @@ def main():
     if not args.redraw:
         for group in args.only or list(GROUPS):
             for case in GROUPS[group]:
+                if args.match and args.match not in _key(case):
+                    continue
                 t0 = time.perf_counter()
                 r = spawn(case, args.threads)
                 r["threads"] = args.threads

@@ -32,8 +32,9 @@ to one N x N LU (``_BlockLU``); a Jacobian is two N x N Gram matrices, O(N² d),
 float32 BLAS product.  The pass is split by features, and the two Gram matrices go one
 each, between ``THREADS`` threads.  flow.py's primal state needs O(d) unknowns and several
 passes per step even with structured linear algebra (structured.py).  Measured at N = 200,
-d = 10,000, gamma~ = 1e6 (benchmarks/RESULTS.md): 3.0x (D = 2) and 3.4x (D = 3) faster
-than the structured primal path at rtol 1e-8, in the same process.
+d = 10,000, gamma~ = 1e6 (benchmarks/RESULTS.md): 3.7x (D = 2) and 4.3x (D = 3) faster
+than the structured primal path at rtol 1e-8, in the same process (3.0x and 3.4x on one
+thread).
 
 Precision.  D = 2 maps zeta to y without loss.  For D > 2 the map goes through
 1 - |t| = e^{-a delta}, which float64 holds to relative eps, so w carries relative
