@@ -75,9 +75,11 @@ _MAX_LOG_R = 230.0
 # Threads for the pass over the data and the Gram matrices: each thread takes a block of
 # features (the pass's sums are over features) or one of the two Gram matrices.  Measured
 # on the 2-core machine of benchmarks/RESULTS.md, N = 200, d = 10,000: a three-stage pass
-# 1.63 -> 1.07 ms, a 400 x 10,000 x 200 float32 product 12.8 -> 6.6 ms.  Below
-# _MIN_PER_THREAD entries of the data per thread, one thread is faster.
-THREADS = min(2, os.cpu_count() or 1)
+# 1.63 -> 1.07-1.3 ms (run to run), a 400 x 10,000 x 200 float32 product 12.8 -> 6.6 ms.
+# At most the CPUs this process may use; set before a DualFlow is built to change it.
+# Below _MIN_PER_THREAD entries of the data per thread, one thread is faster.
+_CPUS = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+THREADS = min(2, _CPUS)
 _MIN_PER_THREAD = 250_000
 _POOL = (None, None)   # (process id, executor)
 
