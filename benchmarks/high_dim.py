@@ -3,7 +3,9 @@ planted separator (flowkit.datasets.planted_sparse, k = 10, margin 0.1), alpha =
 
 Every case runs in a fresh subprocess (so its peak RSS is its own), single-threaded BLAS
 unless --threads says otherwise (the dual form's own threads, flowkit.dual.THREADS -- 2 on
-a 2-core machine -- are not BLAS's; each result records them as "dual_threads"):
+a 2-core machine -- are not BLAS's; each result records THREADS as "dual_threads", and the
+tables show the threads a run used: one below flowkit.dual._MIN_PER_THREAD data entries
+per thread):
 
 * contract: N = 200, d = 10,000, D in {2, 3}, gamma~ = 1e6, flowkit's defaults (Radau,
   rtol 1e-10, 20 save points per decade), and the same at looser rtol;
@@ -28,7 +30,7 @@ Invariant drift (diagnostics.invariants) is reported for every run.
     python benchmarks/high_dim.py            # everything (~40 min on the 2-core machine)
     python benchmarks/high_dim.py --only scaling baseline
     python benchmarks/high_dim.py --only dual dual_scaling   # the dual form (flowkit.dual)
-    python benchmarks/high_dim.py --only dual --match D2_g1e+06_r1e-07   # one case
+    python benchmarks/high_dim.py --only dual --match D2_g1e+06_r1e-07_dual   # one case
     python benchmarks/high_dim.py --redraw   # table and plot from high_dim.json
 
 Writes high_dim.json (raw results, merged across --only runs), high_dim.md and
@@ -177,8 +179,14 @@ def _fmt_inv(inv):
 
 
 def _threads(r):
-    """Threads of the run: the dual form's own (older entries: 1, their pass was serial)."""
-    return r.get("dual_threads", 1) if _path(r["case"]) == "dual" else r.get("threads", 1)
+    """Threads of the run: for the dual form its own, as many as the run split its pass into
+    (flowkit.dual: one below _MIN_PER_THREAD data entries per thread; entries before
+    session 5 have no "dual_threads": their pass was serial); for the primal path BLAS's."""
+    if _path(r["case"]) != "dual":
+        return r.get("threads", 1)
+    from flowkit.dual import _MIN_PER_THREAD
+    n, c = r.get("dual_threads", 1), r["case"]
+    return n if c["N"] * c["d"] >= n * _MIN_PER_THREAD else 1
 
 
 def table(res):

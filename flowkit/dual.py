@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 
@@ -76,22 +77,25 @@ _MAX_LOG_R = 230.0
 # features (the pass's sums are over features) or one of the two Gram matrices.  Measured
 # on the 2-core machine of benchmarks/RESULTS.md, N = 200, d = 10,000: a three-stage pass
 # 1.63 -> 1.07-1.3 ms (run to run), a 400 x 10,000 x 200 float32 product 12.8 -> 6.6 ms.
-# At most the CPUs this process may use; set before a DualFlow is built to change it.
+# At most the CPUs this process may use; a DualFlow splits its work as THREADS says when
+# it is built (or unpickled).
 # Below _MIN_PER_THREAD entries of the data per thread, one thread is faster.
 _CPUS = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 THREADS = min(2, _CPUS)
 _MIN_PER_THREAD = 250_000
-_POOL = (None, None)   # (process id, executor)
+_POOL = (None, 0, None)   # (process id, size, executor)
+_POOL_LOCK = threading.Lock()
 
 
 def _pool():
-    """The module's thread pool, one per process: a forked child (a sweep's worker)
-    inherits the executor object but not its threads, so it makes its own rather than
-    rely on how the executor copes with that."""
+    """The module's thread pool of THREADS workers, one per process: a forked child (a
+    sweep's worker) inherits the executor object but not its threads, so it makes its own
+    rather than rely on how the executor copes with that; a changed THREADS gets a new one."""
     global _POOL
-    if _POOL[0] != os.getpid():
-        _POOL = (os.getpid(), ThreadPoolExecutor(THREADS, thread_name_prefix="flowkit-dual"))
-    return _POOL[1]
+    with _POOL_LOCK:
+        if _POOL[:2] != (os.getpid(), THREADS):
+            _POOL = (os.getpid(), THREADS, ThreadPoolExecutor(THREADS, thread_name_prefix="flowkit-dual"))
+        return _POOL[2]
 
 
 def dual_pays(problem, gamma, rtol, method="Radau"):
