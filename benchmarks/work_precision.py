@@ -20,11 +20,15 @@ bracket 1e-8; if its loosest run is already below 1e-8, the fastest run below 1e
 an upper bound (the ratio is then a lower bound, "≥"); if its tightest run is still above 1e-8
 (NGD), it is extrapolated from its last two runs and marked "extrapolated".
 
-Writes work_precision.md (tables), work_precision.png/.pdf (figure) next to this file.
+Writes work_precision.md (tables), work_precision.png/.pdf (figure) and
+work_precision.json (raw results, from which --redraw remakes the other two) next to this
+file.
 
     python benchmarks/work_precision.py [--ngd-cap SECONDS] [--quick]
+    python benchmarks/work_precision.py --redraw
 """
 import argparse
+import json
 import math
 import os
 import platform
@@ -257,7 +261,7 @@ def figure(results, raw_curves, flow_curve, path):
             handles.append(Line2D([], [], color=COLOURS["NGD"], ls=":", label="NGD extrapolated (1st order)"))
         handles.append(Line2D([], [], color=COLOURS["ref"], ls="--", label="error 1e-8"))
         fig.legend(handles=handles, loc="outside lower center", ncol=5)
-        fig.suptitle("Work-precision on fig4a: flowkit (rtol 1e-4…1e-12) vs normalised GD (lr 1e-1…)")
+        fig.suptitle("Work-precision on fig4a: flowkit (rtol 1e-2…1e-12) vs normalised GD (lr 1e-1…)")
         return style.save(fig, path)
 
 
@@ -286,7 +290,7 @@ def write_md(results, raws, args, wall, load):
          "cross-checked against tests/_reference_flow.py (independent, rtol 1e-13). Times: whole call, numba warm, "
          "min of up to 3 repeats for runs < 0.5 s; both flowkit and NGD save one point per decade. "
          "Time at error 1e-8: log-log interpolation between the two runs bracketing it; "
-         "'≤' = every run, down to rtol 1e-2, is already below 1e-8 (the fastest one's time is an upper bound, "
+         "'≤' = every completed run, down to rtol 1e-2, is already below 1e-8 (the fastest one's time is an upper bound, "
          "the ratio a lower bound); flowkit runs at rtol 1e-3 and 1e-2 only where rtol 1e-4 is already below 1e-8; "
          "'extrapolated' = NGD's tightest affordable run is still above 1e-8, extended along its last two runs "
          "(first order: time ∝ 1/error).", "",
@@ -369,12 +373,56 @@ def write_md(results, raws, args, wall, load):
     return "\n".join(L)
 
 
+def _jsonable(o):
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, (np.floating, np.integer)):
+        return o.item()
+    if isinstance(o, dict):
+        return {(",".join(map(str, k)) if isinstance(k, tuple) else k): _jsonable(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [_jsonable(v) for v in o]
+    return o
+
+
+def _thin(t, g, n=1000):
+    keep = np.unique(np.linspace(0, len(t) - 1, n).astype(int))
+    return np.asarray(t)[keep], np.asarray(g)[keep]
+
+
+def save_raw(path, results, raws, raw_curves, flow_curve, args, wall, load):
+    # the raw runs' own trajectories are in raw_curves (thinned); the tables need only numbers
+    raws = {k: [{f: v for f, v in r.items() if f not in ("t", "gamma")} for r in runs] for k, runs in raws.items()}
+    path.write_text(json.dumps(_jsonable(dict(
+        results=results, raws=raws, raw_curves=raw_curves, flow_curve=flow_curve,
+        args=dict(quick=args.quick, ngd_cap=args.ngd_cap), wall=wall, load=load))))
+
+
+def redraw(path):
+    """Figure and tables from a saved run, without recomputing."""
+    data = json.loads(path.read_text())
+    results = data["results"]
+    for res in results:
+        res["case"] = tuple(res["case"])
+        res["t8"] = {k: tuple(v) for k, v in res["t8"].items()}
+    raws = {(int(k.split(",")[0]), float(k.split(",")[1])): v for k, v in data["raws"].items()}
+    raw_curves = [(lab, np.array(t), np.array(g)) for lab, t, g in data["raw_curves"]]
+    flow_curve = tuple(np.array(a) for a in data["flow_curve"])
+    args = argparse.Namespace(**data["args"])
+    figure(results, raw_curves, flow_curve, HERE / "work_precision")
+    return write_md(results, raws, args, data["wall"], tuple(data["load"]))
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--ngd-cap", type=float, default=120.0,
                     help="largest predicted wall time of one NGD run past lr = 1e-5 (seconds)")
     ap.add_argument("--quick", action="store_true", help="smoke test: two cases, short caps")
+    ap.add_argument("--redraw", action="store_true", help="figure and tables from work_precision.json")
     args = ap.parse_args(argv)
+    if args.redraw:
+        print(redraw(HERE / "work_precision.json").split("## Raw")[0])
+        return
     t_start = time.perf_counter()
     load0 = os.getloadavg()[0]
     X, y = flowkit.datasets.load("fig4a")
@@ -405,15 +453,17 @@ def main(argv=None):
             w700 = flowkit.integrate(X, y, depth=D, alpha=alpha, gamma=700.0, rtol=1e-13,
                                      points_per_decade=PPD).w_hat[-1]
             raws[(D, alpha)] = [raw_run(X, y, D, alpha, m, w700) for m in ("RK45", "Radau")]
-            if (D, alpha) == (2, 1.0):
-                raw_curves = [(f"raw solve_ivp {r['method']}", r["t"], r["gamma"]) for r in raws[(D, alpha)]]
+            if (D, alpha) == (2, 1.0):  # at most 1000 points each: the figure, and the saved run
+                raw_curves = [(f"raw solve_ivp {r['method']}", *_thin(r["t"], r["gamma"])) for r in raws[(D, alpha)]]
             print(f"raw D={D} alpha={alpha:g}: " + "; ".join(
                 f"{r['method']} gamma~ end {r['gamma_end']:.1f}, L subnormal from {r['gamma_subnormal']:.1f}"
                 for r in raws[(D, alpha)]), flush=True)
     fl = flowkit.integrate(X, y, depth=2, alpha=1.0, gamma=1e3)
     figure(results, raw_curves, (fl.log_time, fl.gamma), HERE / "work_precision")
     wall = time.perf_counter() - t_start
-    text = write_md(results, raws, args, wall, (load0, os.getloadavg()[0]))
+    load = (load0, os.getloadavg()[0])
+    save_raw(HERE / "work_precision.json", results, raws, raw_curves, (fl.log_time, fl.gamma), args, wall, load)
+    text = write_md(results, raws, args, wall, load)
     print(text.split("## Raw")[0])
     print(f"total {wall:.0f} s")
 
