@@ -10,15 +10,15 @@ Math: math.md of the project's reference.
 import importlib
 
 from ._version import __version__
-from .exceptions import (DataError, FlowkitError, NotSeparableError, NumericalRangeError,
-                         ParameterError, StoppingRuleError)
+from .exceptions import (DataError, FlowkitError, IntegrationError, NotSeparableError,
+                         NumericalRangeError, ParameterError, StoppingRuleError)
 
 # Everything else is imported on first use (PEP 562 ``__getattr__``): ``import flowkit``
 # and ``flowkit run`` then load neither h5py/h5netcdf (store), the max-margin solvers
 # nor the potentials' kernels unless they are used (benchmarks/startup.py).
 _LAZY = {
     "integrate": "integrator", "Trajectory": "trajectory", "Problem": "problem",
-    "gamma_from_loss": "stopping", "METHODS": "flow", "IntegrationError": "flow",
+    "gamma_from_loss": "stopping", "METHODS": "flow",
     "max_margin": "maxmargin", "MaxMargin": "maxmargin", "L1Face": "maxmargin",
     "q_path": "qpath", "QPath": "qpath", "Kink": "qpath",
     "open_store": "store", "StoreError": "store", "StoreLockedError": "store",

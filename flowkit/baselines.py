@@ -73,7 +73,7 @@ import numpy as np
 from ._kernels import baselines as KB
 from .diagnostics import invariants
 from .exceptions import FlowkitError, ParameterError
-from .flow import IntegrationError
+from .exceptions import IntegrationError
 from .integrator import save_points
 from .problem import Problem, positive_float
 from .stopping import resolve_stopping_rule

@@ -23,7 +23,7 @@ import sys
 import numpy as np
 
 from . import datasets
-from .exceptions import FlowkitError, ParameterError
+from .exceptions import FlowkitError, IntegrationError, ParameterError
 
 __all__ = ["main"]
 
@@ -275,11 +275,7 @@ def main(argv=None):
     except FlowkitError as exc:
         print(f"flowkit: error: {exc}", file=sys.stderr)
         return 2
-    except RuntimeError as exc:
-        from .flow import IntegrationError  # loaded already if a run raised it
-
-        if not isinstance(exc, IntegrationError):
-            raise
+    except IntegrationError as exc:
         print(f"flowkit: integration failed: {exc}", file=sys.stderr)
         return 1
     except BrokenPipeError:  # output piped into e.g. `head`: not an error of ours

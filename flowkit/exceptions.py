@@ -3,6 +3,9 @@
 Every error caused by bad input derives from :class:`FlowkitError`, itself a
 ``ValueError``, so ``except ValueError`` keeps working for callers that do not
 care which input was wrong.  Errors are raised before any work is done.
+
+:class:`IntegrationError` is not an input error: the solver itself failed on valid input
+(a defect to report, with the gamma~ where it happened).
 """
 
 
@@ -28,3 +31,7 @@ class StoppingRuleError(FlowkitError):
 
 class NumericalRangeError(FlowkitError):
     """The request lies outside what float64 coordinates can represent faithfully."""
+
+
+class IntegrationError(RuntimeError):
+    """The ODE solver failed (step size collapsed or step budget exhausted)."""

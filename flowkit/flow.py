@@ -57,7 +57,7 @@ from scipy.integrate import BDF, DOP853, LSODA, RK23, RK45
 from scipy.optimize import bisect
 
 from ._kernels import flow as K
-from .exceptions import ParameterError
+from .exceptions import IntegrationError, ParameterError
 from .radau import ThetaRadau
 from .structured import JacobianXi, Jacobian0, StructuredBDF, StructuredRadau
 
@@ -102,10 +102,6 @@ XI_ATOL_MIN = 1e-11
 
 # the solver counters that Flow.advance reports
 _COUNTS = ("nfev", "njev", "nlu")
-
-
-class IntegrationError(RuntimeError):
-    """The ODE solver failed (step size collapsed or step budget exhausted)."""
 
 
 class Flow:

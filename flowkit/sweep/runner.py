@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from ..events import until_excess_l1
 from ..exceptions import FlowkitError
-from ..flow import IntegrationError
+from ..exceptions import IntegrationError
 from ..integrator import integrate
 from ..store import open_store, run_id
 
