@@ -214,6 +214,7 @@ class DualFlow(Flow):
 
     # precision of the Jacobian's Gram matrices (``_grams``)
     gram_dtype = np.float32
+    plateau_clock = False  # no mode 0 (xi from the start); the clock runs on the primal state
 
     def __init__(self, problem, *, method="Radau", rtol=1e-10, atol=None, max_steps=50_000):
         if atol is not None and np.ndim(atol) != 0 and np.shape(atol) != (problem.n_samples + 1,):

@@ -57,7 +57,8 @@ from scipy.integrate import BDF, DOP853, LSODA, RK23, RK45
 from scipy.optimize import bisect
 
 from ._kernels import flow as K
-from .exceptions import IntegrationError, ParameterError
+from .exceptions import IntegrationError, NumericalRangeError, ParameterError
+from .clock import RATE_ENTER, PlateauClock, sigma_rate
 from .radau import ThetaRadau
 from .structured import JacobianXi, Jacobian0, StructuredBDF, StructuredRadau
 
@@ -107,6 +108,9 @@ _COUNTS = ("nfev", "njev", "nlu")
 class Flow:
     """Right-hand side, Jacobian, initial state and driver for one Problem."""
 
+    # loss plateaus are crossed on clock.py's clock; the linearised model has none
+    plateau_clock = True
+
     def __init__(self, problem, *, method="Radau", rtol=1e-10, atol=None, max_steps=50_000,
                  linalg="auto"):
         if method not in METHODS:
@@ -130,6 +134,7 @@ class Flow:
         self.linalg = "structured" if self.structured else "dense"
         self.sigma0, self.z0 = self._initial_state()
         self.atol = self._resolve_atol(atol)
+        self.clock = PlateauClock(problem, self.rtol, self.structured) if self.plateau_clock else None
 
     # -- what -----------------------------------------------------------------
     def fun(self, sigma, z):
@@ -184,15 +189,26 @@ class Flow:
             return psi * np.sign(gmax)
 
         def excess(lP):
+            # > 0 past the target.  Far out the frozen-p solution's gamma~ falls again (mixed
+            # labels: a large w makes some margins very negative) or w overflows; both count
+            # as past it, so that the one sign change is the first crossing (a spurious root
+            # where w overflows broke D = 10, alpha = 0.01: omega0 = nan)
             psi = psi_of(lP)
             with np.errstate(over="ignore", invalid="ignore"):
                 w = K.psi_to_w(psi, D, A)
                 if not np.all(np.isfinite(w)):
                     return 1.0
-                _, _, gam = K.softmax_margins(Xt, w)
-            return -1.0 if not gam > 0 else math.log(gam) - math.log(GAMMA_START)
+                m, _, gam = K.softmax_margins(Xt, w)
+            if gam > 0:
+                return math.log(gam) - math.log(GAMMA_START)
+            return 1.0 if np.max(np.abs(m)) > 1e-6 else -1.0
 
-        lP = bisect(excess, -740.0, math.log(2000.0), xtol=1e-15, rtol=1e-15, maxiter=300)
+        hi = math.log(2000.0)
+        if excess(hi) <= 0.0:
+            raise NumericalRangeError(
+                f"no initial state reaches gamma~ = {GAMMA_START:g} (depth {P_.depth}, "
+                f"log alpha^D = {A:.6g}): the data's mean row is too small")
+        lP = bisect(excess, -740.0, hi, xtol=1e-15, rtol=1e-15, maxiter=300)
         y_big = math.exp(lP)
         psi = psi_of(lP)
         sigma0 = math.log(GAMMA_START)
@@ -240,6 +256,7 @@ class Flow:
         z = self._layout(sigma, self._import(sigma, z_in[:d]), z_in[d], xi, mode)
         states = np.empty((len(sigma_to), d + 1 + N))
         self._h = self._live = self._h_cut = None
+        self._stalled = False
         stats = {"nfev": 0, "njev": 0, "nlu": 0, "steps": 0}
         t0 = time.perf_counter()
         bounds = (math.log(XI_SWITCH), math.log(TIME_SWITCH))
@@ -263,9 +280,15 @@ class Flow:
                     self._h = self._live = None  # new state variables: a new solver picks its first step
                 if sigma >= target:
                     break
+                if self._stalled:  # a loss plateau: cross it on clock.py's clock
+                    y, omega, _ = self._unpack(sigma, z, mode)
+                    sigma, y, omega, _ = self.clock.run(sigma, y, omega, target, stats, self.max_steps)
+                    z = self._layout(sigma, y, omega, None, mode)
+                    self._h = self._live = self._h_cut = None
+                    self._stalled = False
+                    continue
                 end = min([target] + [b for b in bounds if b > sigma])
-                z = self._run(sigma, z, end, target, stats, mode)
-                sigma = end
+                sigma, z = self._run(sigma, z, end, target, stats, mode)
             y, omega, xi = self._unpack(sigma, z, mode)
             states[k, :d], states[k, d], states[k, d + 1:] = self._export(sigma, y), omega, xi
 
@@ -331,7 +354,7 @@ class Flow:
                 # history is that of a cut step, so it goes too.
                 live.h_abs, live.h_abs_old, live.error_norm_old = self._h_cut, None, None
                 live.LU_real = live.LU_complex = None
-            return self._steps(live, final, stats, [getattr(live, k, 0) for k in _COUNTS])
+            return self._steps(live, final, stats, [getattr(live, k, 0) for k in _COUNTS], mode)
         cls, fun, jac = self._solver(mode)
         atol = (self.atol, np.concatenate([self.atol_xi, self.atol[self._ny:]]),
                 self.atol_xi)[mode]
@@ -341,10 +364,14 @@ class Flow:
         span = target - sigma
         first = None if (self._h is None or self.method == "LSODA") else min(self._h, span)
         solver = cls(fun, sigma, z, target, first_step=first, **options)
-        return self._steps(solver, final, stats, [0, 0, 0])  # its set-up's evaluations count
+        return self._steps(solver, final, stats, [0, 0, 0], mode)  # its set-up's evaluations count
 
-    def _steps(self, solver, final, stats, counts):
-        """Step ``solver`` to its end; add its counts beyond ``counts`` to ``stats``."""
+    def _steps(self, solver, final, stats, counts, mode):
+        """Step ``solver`` to its end, or in mode 0 to the first step end where the sigma
+        clock stalls (``clock.RATE_ENTER``; sets ``_stalled``); add its counts beyond
+        ``counts`` to ``stats``.  Returns (sigma reached, state)."""
+        d = self.problem.n_features
+        watch = self.clock is not None and mode == 0
         h_plan = None
         while solver.status == "running":
             h_plan = getattr(solver, "h_abs", None)
@@ -355,6 +382,14 @@ class Flow:
                 raise IntegrationError(
                     f"{self.method} failed at gamma~ = {math.exp(solver.t):.6g} "
                     f"(target {math.exp(final):.6g}): {reason}")
+            if watch and solver.status == "running":
+                f = getattr(solver, "f", None)  # Radau and the RK methods keep it; BDF, LSODA not
+                if f is None:
+                    f = self.fun(solver.t, solver.y)
+                    stats["nfev"] += 1
+                if sigma_rate(solver.y[:d], f[:d]) > RATE_ENTER:
+                    self._stalled = True
+                    break
         for key, before in zip(_COUNTS, counts):
             stats[key] += getattr(solver, key, 0) - before
         self._h = getattr(solver, "h_abs", None)
@@ -362,7 +397,7 @@ class Flow:
         cut = (isinstance(solver, ThetaRadau) and h_plan is not None and solver.t_old is not None
                and abs(solver.t - solver.t_old) < 0.99 * h_plan)
         self._h_cut = h_plan if cut else None
-        return solver.y
+        return solver.t, solver.y
 
     def _solver(self, mode):
         """(solver class, fun, jac) for the state variables of ``mode``."""

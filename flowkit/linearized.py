@@ -51,6 +51,7 @@ class LinearizedFlow(Flow):
     """The linearised model's right-hand sides on the flow's driver (module docstring)."""
 
     model = "linearized"
+    plateau_clock = False  # a convex flow: no saddles to cross
 
     def fun(self, sigma, z):
         return KL.evaluate(sigma, z, self.problem.Xt, False)[0]

@@ -49,7 +49,7 @@ import numpy as np
 from scipy.integrate import solve_ivp
 from scipy.optimize import linprog
 
-__all__ = ["reference_w"]
+__all__ = ["reference_w", "reference_w_time"]
 
 
 def _softmax_neg(m):
@@ -281,3 +281,74 @@ def reference_w(Xt, depth, alpha, gamma_target, rtol=1e-13):
     form, scale = _plan(Xt, D, float(alpha), float(gamma_target))
     w, _ = _integrate(Xt, D, float(alpha), float(gamma_target), form, rtol, rtol * scale)
     return w
+
+
+# ---------------------------------------------------------------- physical time
+def reference_w_time(Xt, depth, alpha, gamma_target, rtol=1e-12):
+    """w when gamma~ = gamma_target (or, for a list of increasing targets, one w per target), integrated in physical time (a second, independent
+    route through loss plateaus; usable while the loss is representable, gamma~ <~ 50).
+
+    State: the 2d log-parameter offsets phi± = log(u±/alpha), *both* integrated (the
+    conservation law is not used), against tau = D alpha^(D-2) t:
+        dphi±/dtau = ± exp((D-2) phi±) * r,   r = Xt^T exp(-Xt w) / N   (L formed directly).
+    The flow is autonomous, so tau is re-anchored to 0 whenever a step falls below 1e-9 of
+    tau (an escape from a saddle ends in a finite-time blow-up of u^(2-D) whose last stretch
+    float64 would not resolve relative to the time since the start).  The step that crosses
+    gamma~ = gamma_target is located on the dense output and re-integrated to the crossing.
+    """
+    from scipy.integrate import Radau
+    from scipy.optimize import brentq
+
+    Xt = np.asarray(Xt, dtype=float)
+    N, d = Xt.shape
+    D, alpha = int(depth), float(alpha)
+    a = D - 2.0
+
+    def w_of(z):
+        return alpha**D * (np.expm1(D * z[:d]) - np.expm1(D * z[d:]))
+
+    def gam(z):
+        return _gamma_of_w(Xt, w_of(z))
+
+    def fun(t, z):
+        with np.errstate(over="ignore", invalid="ignore"):   # far Newton trials: inf, rejected
+            r = Xt.T @ np.exp(-(Xt @ w_of(z))) / N
+            return np.concatenate([np.exp(a * z[:d]) * r, -np.exp(a * z[d:]) * r])
+
+    def jac(t, z):
+        w = w_of(z)
+        e = np.exp(-(Xt @ w))
+        r = Xt.T @ e / N
+        H = -(Xt.T * e) @ Xt / N                   # dr/dw
+        dw = np.concatenate([D * alpha**D * np.exp(D * z[:d]), -D * alpha**D * np.exp(D * z[d:])])
+        Ep, Em = np.exp(a * z[:d]), np.exp(a * z[d:])
+        J = np.empty((2 * d, 2 * d))
+        J[:d, :d] = Ep[:, None] * H * dw[None, :d]
+        J[:d, d:] = Ep[:, None] * H * dw[None, d:]
+        J[d:, :d] = -Em[:, None] * H * dw[None, :d]
+        J[d:, d:] = -Em[:, None] * H * dw[None, d:]
+        J[:d, :d] += np.diag(a * Ep * r)
+        J[d:, d:] -= np.diag(a * Em * r)
+        return J
+
+    targets = list(np.atleast_1d(np.asarray(gamma_target, dtype=float)))
+    out = []
+    z = np.zeros(2 * d)
+    make = lambda t0, z0, tb: Radau(fun, t0, z0, tb, rtol=rtol, atol=rtol * 1e-2, jac=jac)
+    sol = make(0.0, z, np.inf)
+    while targets:
+        sol.step()
+        if sol.status == "failed":
+            raise RuntimeError("reference flow (physical time) failed")
+        while targets and gam(sol.y) >= targets[0]:
+            dense = sol.dense_output()
+            hit = brentq(lambda t: gam(dense(t)) - targets[0], sol.t_old, sol.t,
+                         xtol=1e-16 * sol.t, rtol=1e-15)
+            again = make(sol.t_old, sol.y_old, hit)
+            while again.status == "running":
+                again.step()
+            out.append(w_of(again.y))
+            targets.pop(0)
+        if sol.h_abs < 1e-9 * sol.t:
+            sol = make(0.0, sol.y, np.inf)
+    return out[0] if np.ndim(gamma_target) == 0 else np.array(out)
