@@ -185,6 +185,7 @@ class PlateauClock:
         atol[-1] = 1e-2 * self.rtol
         stats["clock_switches"] = stats.get("clock_switches", 0) + 1
         z, system = np.append(psi, 0.0), _Time(self)
+        stuck = 0  # stretches in a row that failed without an accepted step
         while True:  # stretches: each starts its clock at 0, from the state where the last ended
             solver = self._solver(system, 0.0, z, atol, first=system.first_step(z))
             own, peak = 0, 0.0
@@ -193,12 +194,21 @@ class PlateauClock:
                 own += 1
                 stats["steps"] += 1
                 stats["plateau_steps"] = stats.get("plateau_steps", 0) + 1
+                if solver.status == "failed" and stats["steps"] <= max_steps and stuck < 2:
+                    # the stretch's clock went singular (a climb that ends inside one step,
+                    # where f_j -> 0): go on from its last accepted state on the other clock
+                    stuck = stuck + 1 if own == 1 else 1
+                    k, sk, score = self.climber(solver.y[:-1])
+                    nxt = _Time(self) if isinstance(system, _Climb) or not np.isfinite(score[k]) \
+                        else _Climb(self, k, sk)
+                    break
                 if solver.status == "failed" or stats["steps"] > max_steps:
                     self._count(solver, stats)
                     raise IntegrationError(
                         f"Radau (plateau clock) failed at gamma~ = {self.gamma(solver.y[:-1]):.6g} "
                         f"(target {math.exp(sigma_target):.6g}): "
                         f"{message or f'more than {max_steps} steps'}")
+                stuck = 0
                 psi = solver.y[:-1]
                 gam = self.gamma(psi)
                 if gam >= math.exp(sigma_target):
