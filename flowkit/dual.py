@@ -63,14 +63,10 @@ from ._kernels.dual import TINY as _TINY, dual_pass, dual_to_psi, finish, prepar
 from .exceptions import ParameterError
 from .flow import METHODS, TIME_SWITCH, XI_ATOL_MIN, Flow
 from .radau import ThetaRadau
+from .select import dual_pays  # noqa: F401 - chosen in select.py, re-exported
 
 __all__ = ["DualFlow", "dual_pays"]
 
-_EPS = np.finfo(float).eps
-# Largest log R = log(gamma~/alpha^D) of the dual form: its weights E1 ~ (w/alpha^D)^{(2D-2)/D}
-# are not rescaled (the primal kernels shift them by their largest exponent), so they must
-# stay far from overflow.
-_MAX_LOG_R = 230.0
 
 
 # Threads for the pass over the data and the Gram matrices: each thread takes a block of
@@ -96,34 +92,6 @@ def _pool():
         if _POOL[:2] != (os.getpid(), THREADS):
             _POOL = (os.getpid(), THREADS, ThreadPoolExecutor(THREADS, thread_name_prefix="flowkit-dual"))
         return _POOL[2]
-
-
-def dual_pays(problem, gamma, rtol, method="Radau"):
-    """Whether ``integrate`` should use the dual form for a run to training accuracy gamma:
-    Radau (measured, N = 10, d = 300, D = 2, gamma~ = 1e4, rtol 1e-8, error of w_hat against
-    rtol 1e-12: Radau 3e-12 on the dual state; but LSODA 5e-7 against 4e-10 on the primal
-    one, BDF 2.5e-8 against 5e-9 -- an error on zeta reaches w through Xtᵀ and an
-    exponential, and the multistep methods' estimates let more of it through), many more
-    features than samples, d >= 4 (N + 1) and d + N >= 100 (measured, to gamma~ =
-    1e4, D = 2, against the primal path's own best: 0.42 s against 0.60 s at N = 6,
-    d = 100; 0.44 s against 0.38 s at N = 5, d = 40; 1.3 s against 2.4 s at N = 50,
-    d = 1000), and, for D > 2, the precision bound of the module docstring below rtol/10 at
-    R = gamma/alpha^D."""
-    if method != "Radau":
-        return False
-    if isinstance(rtol, bool) or not isinstance(rtol, (int, float, np.floating)) or not rtol > 0:
-        return False  # Flow reports the bad rtol
-    N, d = problem.n_samples, problem.n_features
-    if not (d >= 4 * (N + 1) and d + N >= 100):
-        return False
-    log_R = math.log(gamma) - problem.log_alpha_D
-    if log_R > _MAX_LOG_R:
-        return False
-    D = float(problem.depth)
-    if D == 2:
-        return True
-    a = D - 2.0
-    return math.log(D / a * _EPS) + a / D * max(log_R, 0.0) < math.log(rtol / 10.0)
 
 
 class _BlockLU:

@@ -29,7 +29,7 @@ Linear algebra (``linalg``): the Jacobian is diagonal plus low rank in the featu
 every coupling between features runs through the N samples (math.md: the flow is a mirror
 flow of s = Xtᵀ nu) -- and ``structured.py`` factorises the implicit solvers' matrices
 mu I - J by Woodbury / a Schur complement of size N in O(N² d) time and O(N d) memory.
-``"auto"`` uses that for Radau and BDF when d >> N (``structured_pays``), and dense LAPACK
+``"auto"`` uses that for Radau and BDF when d >> N (``select.structured_pays``), and dense LAPACK
 LU of the (d + 1 + N)-sized matrix, assembled from the same factors, otherwise.
 ``flowkit.integrate`` goes further when d >> N: it integrates the same flow in N unknowns
 (flowkit.dual.DualFlow, a subclass that reuses this driver through ``_ny``, ``_import``,
@@ -60,25 +60,16 @@ from ._kernels import flow as K
 from .exceptions import IntegrationError, NumericalRangeError, ParameterError
 from .clock import RATE_ENTER, PlateauClock, sigma_rate
 from .radau import ThetaRadau
+from .select import primal_linalg
 from .structured import JacobianXi, Jacobian0, StructuredBDF, StructuredRadau
 
-__all__ = ["Flow", "IntegrationError", "METHODS", "LINALG", "GAMMA_START", "TIME_SWITCH", "XI_SWITCH"]
+__all__ = ["Flow", "IntegrationError", "METHODS", "GAMMA_START", "TIME_SWITCH", "XI_SWITCH"]
 
 METHODS = {"Radau": ThetaRadau, "BDF": BDF, "LSODA": LSODA, "RK45": RK45, "RK23": RK23, "DOP853": DOP853}
 IMPLICIT = {"Radau", "BDF", "LSODA"}
 # Implicit methods that can run on structured Jacobians (structured.py)
 STRUCTURED = {"Radau": StructuredRadau, "BDF": StructuredBDF}
-LINALG = ("auto", "dense", "structured")
 
-
-def structured_pays(n_samples, n_features):
-    """Whether the structured linear algebra (structured.py) beats dense LU for d features and
-    N samples: a dense Jacobian costs ~N d² flops to assemble and ~(d+N)³ to factorise,
-    O((d+N)²) per solve; a structured one ~N² d per Jacobian (Gram matrices), O(N³) per
-    factorisation and O(N d) per solve.  Measured: at N = 20, d = 300 the structured path is
-    3x faster, at N = 50, d = 1000 18x (benchmarks/RESULTS.md); below a few hundred unknowns
-    the dense path's lower overhead per step wins."""
-    return n_features >= 4 * (n_samples + 1) and n_features + n_samples >= 200
 
 # The flow starts at gamma~ = 1e-14 from the exact solution with p frozen at its
 # initial value 1/N (error O(gamma~) in p, i.e. relative 1e-14 in the state).
@@ -115,10 +106,6 @@ class Flow:
                  linalg="auto"):
         if method not in METHODS:
             raise ParameterError(f"unknown method {method!r}; choose one of {sorted(METHODS)}")
-        if linalg not in LINALG:
-            raise ParameterError(f"linalg must be one of {LINALG}; got {linalg!r}")
-        if linalg == "structured" and method not in STRUCTURED:
-            raise ParameterError(f"linalg='structured' needs method in {sorted(STRUCTURED)}; got {method!r}")
         if isinstance(rtol, bool) or not (isinstance(rtol, (int, float, np.floating)) and 1e-14 <= rtol < 1e-1):
             raise ParameterError(f"rtol must be a number in [1e-14, 0.1); got {rtol!r}")
         self.problem = problem
@@ -127,11 +114,9 @@ class Flow:
         self.max_steps = int(max_steps)
         self._args = (problem.Xt, float(problem.depth), problem.log_alpha_D)
         # structured linear algebra (structured.py) where it pays: O(N² d) per factorisation
-        # and O(N d) memory instead of O((d+N)³) and O((d+N)²)
-        self.structured = linalg == "structured" or (
-            linalg == "auto" and method in STRUCTURED
-            and structured_pays(problem.n_samples, problem.n_features))
-        self.linalg = "structured" if self.structured else "dense"
+        # and O(N d) memory instead of O((d+N)³) and O((d+N)²); chosen in select.py
+        self.linalg = primal_linalg(problem, method, linalg)
+        self.structured = self.linalg == "structured"
         self.sigma0, self.z0 = self._initial_state()
         self.atol = self._resolve_atol(atol)
         self.clock = PlateauClock(problem, self.rtol, self.structured) if self.plateau_clock else None

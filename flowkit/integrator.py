@@ -1,9 +1,10 @@
 """``flowkit.integrate``: the one entry point from data to Trajectory.
 
 Data flow: (X, y) -> Problem (validation, separability) -> StoppingRule (target
-gamma~) -> save grid -> Flow.advance -> Trajectory.  With many more features than samples
-Radau integrates the flow in its dual form (flowkit.dual.DualFlow, N unknowns instead of d;
-``dual_pays``); its Trajectory is the same in every field.
+gamma~) -> save grid -> engine (``select.select``: model x linear algebra x method) ->
+Flow.advance -> Trajectory.  With many more features than samples Radau integrates the
+flow in its dual form (flowkit.dual.DualFlow, N unknowns instead of d); its Trajectory is
+the same in every field.
 """
 from __future__ import annotations
 
@@ -12,17 +13,17 @@ import math
 import numpy as np
 
 from .exceptions import ParameterError, StoppingRuleError
-from .dual import DualFlow, dual_pays
-from .flow import GAMMA_START, Flow
-from .linearized import LinearizedFlow, LinearizedTrajectory
+from .flow import GAMMA_START
+from .linearized import LinearizedTrajectory
 from .problem import Problem
+from .select import select
 from .stopping import resolve_stopping_rule
 from .trajectory import Trajectory
 
 __all__ = ["integrate", "save_grid", "save_points", "MODELS"]
 
-# integrate()'s models: name -> (flow, trajectory class)
-MODELS = {"nonlinear": (Flow, Trajectory), "linearized": (LinearizedFlow, LinearizedTrajectory)}
+# integrate()'s models: name -> trajectory class (the flow is chosen in select.py)
+MODELS = {"nonlinear": Trajectory, "linearized": LinearizedTrajectory}
 
 
 def save_grid(target, points_per_decade=20, extra=()):
@@ -55,7 +56,8 @@ def save_points(rule, save_at, points_per_decade):
 
 
 def integrate(X, y, *, depth, alpha, gamma=None, loss=None, mu=None, save_at=None,
-              rtol=1e-10, atol=None, method="Radau", points_per_decade=20, model="nonlinear"):
+              rtol=1e-10, atol=None, method="Radau", points_per_decade=20, model="nonlinear",
+              linalg="auto", max_steps=50_000):
     """Gradient flow of the depth-``depth`` diagonal network from u = alpha·1 to a target
     training accuracy, on linearly separable data (X, y) with the exp-loss.
 
@@ -72,20 +74,24 @@ def integrate(X, y, *, depth, alpha, gamma=None, loss=None, mu=None, save_at=Non
     points_per_decade : density of the default save grid.
     model : "nonlinear" (the network, default) or "linearized" (its tangent-kernel model,
         flowkit.linearized; same engine, its w is the linearised predictor).
+    linalg : "auto" (default), "dense", "structured" or "dual": the Newton matrices' linear
+        algebra (flowkit.select); the choice made is ``stats["linalg"]``.
+    max_steps : the solver's step budget (IntegrationError past it).
 
     Returns
     -------
     Trajectory with gamma~ ascending and its last point exactly at the target.
     """
-    if model not in MODELS:
+    if not isinstance(model, str) or model not in MODELS:
         raise ParameterError(f"unknown model {model!r}; choose one of {list(MODELS)}")
-    flow_cls, traj_cls = MODELS[model]
+    if isinstance(max_steps, bool) or not isinstance(max_steps, (int, np.integer)) or max_steps < 1:
+        raise ParameterError(f"max_steps must be a positive integer; got {max_steps!r}")
     problem = Problem.build(X, y, depth, alpha)
     rule = resolve_stopping_rule(gamma=gamma, loss=loss, mu=mu, log_alpha_D=problem.log_alpha_D)
     grid = save_points(rule, save_at, points_per_decade)
-    # a user's atol is on flow.py's scaled state y: it keeps that state
-    if flow_cls is Flow and atol is None and dual_pays(problem, rule.gamma, rtol, method):
-        flow_cls = DualFlow  # d >> N: the same flow in N unknowns (flowkit.dual)
-    flow = flow_cls(problem, method=method, rtol=rtol, atol=atol)
+    flow_cls, chosen = select(problem, gamma=rule.gamma, method=method, rtol=rtol, atol=atol,
+                              linalg=linalg, model=model)
+    options = {} if chosen == "dual" else {"linalg": chosen}
+    flow = flow_cls(problem, method=method, rtol=rtol, atol=atol, max_steps=int(max_steps), **options)
     states, stats = flow.advance(flow.sigma0, flow.z0, [math.log(g) for g in grid])
-    return traj_cls.from_states(flow, grid, states, stats, rule.describe())
+    return MODELS[model].from_states(flow, grid, states, stats, rule.describe())

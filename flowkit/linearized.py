@@ -118,7 +118,7 @@ class LinearizedTrajectory(Trajectory):
         inv = invariants(P, gamma, np.zeros((n, 2, d)), margin, gamma_state, log_time)
         inv.pop("conservation")
         stats = dict(stats, method=flow.method, rtol=flow.rtol, atol=flow.atol.tolist(),
-                     model="linearized", invariants=inv)
+                     linalg=flow.linalg, model="linearized", invariants=inv)
         return cls(gamma=gamma, w=w, margin=margin, w_hat=w / margin[:, None], theta=theta,
                    log_time=log_time, state=np.array(states), stats=stats, depth=P.depth,
                    alpha=P.alpha, stopping=stopping, flow=flow)

@@ -240,9 +240,8 @@ def record_failure(*, X, y, dataset, settings, error):
 
 def trajectory_from_record(rec, *, flow=True):
     """The Trajectory of an "ok" record; with ``flow`` a working Flow so that at() works."""
-    from ..dual import DualFlow
-    from ..flow import Flow
     from ..problem import Problem
+    from ..select import replay
     from ..trajectory import Trajectory
 
     a, at = rec.arrays, rec.attrs
@@ -251,9 +250,10 @@ def trajectory_from_record(rec, *, flow=True):
     fl = None
     if flow:
         # the resolved atol vector, exactly the tolerances the run used
-        cls = DualFlow if stats.get("linalg") == "dual" else Flow
+        cls, linalg = replay(stats)
+        options = {} if linalg == "dual" else {"linalg": linalg}
         fl = cls(Problem.build(a["X"], a["y"], depth, alpha), method=at["method"],
-                 rtol=float(at["rtol"]), atol=np.asarray(stats["atol"], dtype=float))
+                 rtol=float(at["rtol"]), atol=np.asarray(stats["atol"], dtype=float), **options)
     return Trajectory(gamma=a["gamma"], w=a["w"], margin=a["margin"], w_hat=a["w_hat"],
                       theta=a["theta"], log_time=a["log_time"], state=a["state"], stats=stats,
                       depth=depth, alpha=alpha, stopping=at["stopping_rule"], flow=fl)

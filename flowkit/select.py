@@ -1,0 +1,122 @@
+"""The one place where a run's engine is chosen: model x linear algebra x method.
+
+``select`` is what ``flowkit.integrate`` calls and ``replay`` what ``store.load`` calls; the
+choice is recorded as ``stats["linalg"]`` and replayed from there.  The linear algebra:
+
+* ``"dense"``: LAPACK LU of the (d + 1 + N)-sized Newton matrices (flow.py);
+* ``"structured"``: the same primal state, with the Jacobian kept as diagonal plus low
+  rank and factorised by Woodbury / a Schur complement of size N (structured.py); Radau
+  and BDF only; chosen for d >> N by ``structured_pays``;
+* ``"dual"``: the flow in N unknowns (dual.py); Radau only and no user atol (an atol is on
+  the primal state); chosen for d >> N by ``dual_pays``, which supersedes the structured
+  path where both hold.
+
+The linearised model runs on its own dense Jacobian only: flow.py's structured Jacobians
+are the network's (before, ``model="linearized"`` at d >> N was integrated with the wrong
+model's Jacobian: 3,937 right-hand sides instead of 2,462 at N = 10, d = 300).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .exceptions import ParameterError
+
+__all__ = ["select", "replay", "structured_pays", "dual_pays", "LINALG", "STRUCTURED_METHODS"]
+
+LINALG = ("auto", "dense", "structured", "dual")
+STRUCTURED_METHODS = ("Radau", "BDF")
+
+_EPS = np.finfo(float).eps
+# Largest log R = log(gamma~/alpha^D) of the dual form: its weights E1 ~ (w/alpha^D)^{(2D-2)/D}
+# are not rescaled (the primal kernels shift them by their largest exponent), so they must
+# stay far from overflow.
+_MAX_LOG_R = 230.0
+
+
+def structured_pays(n_samples, n_features):
+    """Whether the structured linear algebra (structured.py) beats dense LU for d features and
+    N samples: a dense Jacobian costs ~N d² flops to assemble and ~(d+N)³ to factorise,
+    O((d+N)²) per solve; a structured one ~N² d per Jacobian (Gram matrices), O(N³) per
+    factorisation and O(N d) per solve.  Measured: at N = 20, d = 300 the structured path is
+    3x faster, at N = 50, d = 1000 18x (benchmarks/RESULTS.md); below a few hundred unknowns
+    the dense path's lower overhead per step wins."""
+    return n_features >= 4 * (n_samples + 1) and n_features + n_samples >= 200
+
+
+def dual_pays(problem, gamma, rtol, method="Radau"):
+    """Whether the dual form pays for a run to training accuracy gamma:
+    Radau (measured, N = 10, d = 300, D = 2, gamma~ = 1e4, rtol 1e-8, error of w_hat against
+    rtol 1e-12: Radau 3e-12 on the dual state; but LSODA 5e-7 against 4e-10 on the primal
+    one, BDF 2.5e-8 against 5e-9 -- an error on zeta reaches w through Xtᵀ and an
+    exponential, and the multistep methods' estimates let more of it through), many more
+    features than samples, d >= 4 (N + 1) and d + N >= 100 (measured, to gamma~ =
+    1e4, D = 2, against the primal path's own best: 0.42 s against 0.60 s at N = 6,
+    d = 100; 0.44 s against 0.38 s at N = 5, d = 40; 1.3 s against 2.4 s at N = 50,
+    d = 1000), and, for D > 2, the precision bound of dual.py's docstring below rtol/10 at
+    R = gamma/alpha^D."""
+    if method != "Radau":
+        return False
+    if isinstance(rtol, bool) or not isinstance(rtol, (int, float, np.floating)) or not rtol > 0:
+        return False  # Flow reports the bad rtol
+    N, d = problem.n_samples, problem.n_features
+    if not (d >= 4 * (N + 1) and d + N >= 100):
+        return False
+    log_R = math.log(gamma) - problem.log_alpha_D
+    if log_R > _MAX_LOG_R:
+        return False
+    D = float(problem.depth)
+    if D == 2:
+        return True
+    a = D - 2.0
+    return math.log(D / a * _EPS) + a / D * max(log_R, 0.0) < math.log(rtol / 10.0)
+
+
+def primal_linalg(problem, method, linalg):
+    """"dense" or "structured" for flow.py's primal state ("auto": ``structured_pays``)."""
+    if linalg not in ("auto", "dense", "structured"):
+        raise ParameterError(f"linalg must be one of ('auto', 'dense', 'structured') for the "
+                             f"primal state; got {linalg!r}")
+    if linalg == "structured" and method not in STRUCTURED_METHODS:
+        raise ParameterError(f"linalg='structured' needs method in {list(STRUCTURED_METHODS)}; got {method!r}")
+    if linalg == "auto":
+        pays = method in STRUCTURED_METHODS and structured_pays(problem.n_samples, problem.n_features)
+        return "structured" if pays else "dense"
+    return linalg
+
+
+def select(problem, *, gamma, method="Radau", rtol=1e-10, atol=None, linalg="auto",
+           model="nonlinear"):
+    """(flow class, linear algebra) for a run to training accuracy ``gamma``."""
+    from .dual import DualFlow
+    from .flow import Flow
+    from .linearized import LinearizedFlow
+
+    if not isinstance(linalg, str) or linalg not in LINALG:
+        raise ParameterError(f"linalg must be one of {LINALG}; got {linalg!r}")
+    if model == "linearized":
+        if linalg not in ("auto", "dense"):
+            raise ParameterError(f"the linearised model runs with linalg='dense' only; got {linalg!r}")
+        return LinearizedFlow, "dense"
+    if linalg == "dual":
+        if method != "Radau":
+            raise ParameterError(f"linalg='dual' needs method='Radau'; got {method!r}")
+        if atol is not None:
+            raise ParameterError("linalg='dual' takes no atol (an atol is on the primal state y)")
+        return DualFlow, "dual"
+    if linalg == "auto" and atol is None and dual_pays(problem, gamma, rtol, method):
+        return DualFlow, "dual"
+    return Flow, primal_linalg(problem, method, linalg)
+
+
+def replay(stats, model="nonlinear"):
+    """(flow class, linalg) that a stored run used, from its ``stats``."""
+    from .dual import DualFlow
+    from .flow import Flow
+    from .linearized import LinearizedFlow
+
+    linalg = stats.get("linalg", "dense")
+    if model == "linearized":
+        return LinearizedFlow, "dense"
+    return (DualFlow, "dual") if linalg == "dual" else (Flow, linalg)
