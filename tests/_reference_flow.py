@@ -332,9 +332,12 @@ def reference_w_time(Xt, depth, alpha, gamma_target, rtol=1e-12):
         return J
 
     targets = list(np.atleast_1d(np.asarray(gamma_target, dtype=float)))
+    gamma_max = max(targets)
     out = []
     z = np.zeros(2 * d)
-    make = lambda t0, z0, tb: Radau(fun, t0, z0, tb, rtol=rtol, atol=rtol * 1e-2, jac=jac)
+    # phi moves by ~gamma~/alpha^D in the kernel regime: the absolute tolerance follows it
+    atol = rtol * 1e-2 * min(1.0, gamma_max / alpha**D)
+    make = lambda t0, z0, tb: Radau(fun, t0, z0, tb, rtol=rtol, atol=atol, jac=jac)
     sol = make(0.0, z, np.inf)
     while targets:
         sol.step()
