@@ -4,7 +4,7 @@ Dataset families (``FAMILIES``; seeds make each one many datasets): Gaussian X w
 from a random planted separator (mixed labels; N > d and N < d, d from 1 to 50), duplicated
 samples, a sample orthogonal to all the others, two samples 1e-9 apart (near-ties),
 features scaled by 1e+6 and 1e-6, all-positive data (every label +1) and 3 x 3 positive
-data with a kink on its Q_mu path.  Each dataset runs a few cells of the grid
+data with a kink on its Q_mu path.  Each dataset runs one or more cells of the grid
 depth D in {2, 3, 5, 10, 20} x alpha in {1e-6, 1e-4, 1e-2, 1, 1e2, 1e4, 1e6} x
 gamma~ in {1e2, 1e6, 1e13}, chosen so that the battery covers every cell, within the
 documented range (|D log alpha| <= 600, gamma~ <= 1e15).
@@ -15,7 +15,8 @@ the sigma-clock reference with its arc-length bridge, or the physical-time one f
 gamma~ = 1e2 when the first fails) w_hat is compared with it.  Writes robustness.md (tables
 by cell, failures, slowest cases), robustness.json (raw rows) and robustness.png/.pdf.
 
-    python benchmarks/robustness.py [--quick] [--workers 2] [--no-reference] [--redraw]
+    python benchmarks/robustness.py [--quick] [--datasets 300] [--per-dataset 1]
+        [--reference-every 3] [--workers 2] [--no-reference] [--redraw]
 """
 from __future__ import annotations
 
@@ -293,6 +294,9 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="40 datasets x 3 cells")
     ap.add_argument("--datasets", type=int, default=300)
+    ap.add_argument("--per-dataset", type=int, default=1, help="grid cells per dataset")
+    ap.add_argument("--reference-every", type=int, default=3,
+                    help="compare with a reference on every k-th run (they cost seconds each)")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--no-reference", action="store_true")
     ap.add_argument("--redraw", action="store_true", help="tables and plot from robustness.json")
@@ -302,12 +306,13 @@ def main(argv=None):
         saved = json.loads(Path(f"{stem}.json").read_text())
         rows, seconds, workers = saved["rows"], saved["seconds"], saved["workers"]
     else:
-        todo = cases(40, 3) if args.quick else cases(args.datasets, 3)
+        todo = cases(40, 3) if args.quick else cases(args.datasets, args.per_dataset)
         t0 = time.perf_counter()
         run_case(("gauss", 0, 3, 1.0, 10.0), reference=False)  # compile before timing
         rows = []
         with mp.get_context("fork").Pool(args.workers) as pool:
-            for k, row in enumerate(pool.imap_unordered(_run_star, [(c, not args.no_reference) for c in todo])):
+            jobs = [(c, not args.no_reference and k % args.reference_every == 0) for k, c in enumerate(todo)]
+            for k, row in enumerate(pool.imap_unordered(_run_star, jobs)):
                 rows.append(row)
                 if row["status"] not in ("ok", "not separable") or k % 50 == 0:
                     print(f"[{k + 1}/{len(todo)}] {row['family']} {row['seed']} D={row['D']} "

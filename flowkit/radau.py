@@ -6,7 +6,9 @@ iterations, the Jacobian is re-evaluated when the convergence rate exceeded ``ja
 scipy fixes it at 1e-3; Hairer & Wanner's RADAU5 (its WORK(3)) defaults to 1e-3 too and
 advises ~0.1 "when Jacobian evaluations are costly".  With ``jac_theta = 1e-3`` (the
 default here) the steps are scipy's, operation for operation: ``_step_impl`` is scipy
-1.17's with that one constant replaced, so it follows scipy's internals of that version.
+1.17's with that one constant replaced, so it follows scipy's internals of that version
+(setup.cfg pins scipy 1.17.x; tests/test_select.py checks the equality step for step on
+Robertson's problem).
 
 ``fun_stages``: the right-hand side at Radau's three stages at once, F = fun_stages(ts, Y)
 for Y of shape (3, n): a right-hand side that passes over large data reads it once for the
