@@ -96,3 +96,13 @@ def test_deep_and_tiny_alpha_plateau():
     assert tr.stats["plateau_steps"] < 3000
     inv = tr.stats["invariants"]
     assert inv["gamma_consistency"] <= 1e-9
+
+
+def test_plateau_on_structured_linear_algebra():
+    """The plateau clock's Jacobians are structured.Jacobian0 objects: the structured path
+    (Woodbury) crosses the same plateau to the same state as dense LU."""
+    X, y = planted(0)
+    dense = flowkit.integrate(X, y, depth=10, alpha=1e-3, gamma=5.0, linalg="dense")
+    tr = flowkit.integrate(X, y, depth=10, alpha=1e-3, gamma=5.0, linalg="structured")
+    assert tr.stats["linalg"] == "structured" and tr.stats["clock_switches"] >= 1
+    np.testing.assert_allclose(tr.w_hat[-1], dense.w_hat[-1], rtol=1e-9, atol=0)
