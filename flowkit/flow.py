@@ -59,7 +59,7 @@ from scipy.optimize import bisect
 from ._kernels import flow as K
 from .exceptions import IntegrationError, NumericalRangeError, ParameterError
 from .clock import RATE_ENTER, PlateauClock, sigma_rate
-from .radau import ThetaRadau
+from .radau import ThetaRadau, resume
 from .select import primal_linalg
 from .structured import JacobianXi, Jacobian0, StructuredBDF, StructuredRadau
 
@@ -240,7 +240,7 @@ class Flow:
         xi = z_in[d + 1:] if z_in.size == d + 1 + N else None
         z = self._layout(sigma, self._import(sigma, z_in[:d]), z_in[d], xi, mode)
         states = np.empty((len(sigma_to), d + 1 + N))
-        self._h = self._live = self._h_cut = None
+        self._h = self._live = None
         self._stalled = False
         stats = {"nfev": 0, "njev": 0, "nlu": 0, "steps": 0}
         t0 = time.perf_counter()
@@ -269,7 +269,7 @@ class Flow:
                     y, omega, _ = self._unpack(sigma, z, mode)
                     sigma, y, omega, _ = self.clock.run(sigma, y, omega, target, stats, self.max_steps)
                     z = self._layout(sigma, y, omega, None, mode)
-                    self._h = self._live = self._h_cut = None
+                    self._h = self._live = None
                     self._stalled = False
                     continue
                 end = min([target] + [b for b in bounds if b > sigma])
@@ -326,20 +326,11 @@ class Flow:
         with the state variables of ``mode`` (see ``_mode``)."""
         live = self._live
         if live is not None and self.method != "LSODA" and live.t == sigma:
-            # continue the previous run's solver past its end (same state variables, same
-            # point): its step size, error history, Jacobian, LU and collocation polynomial
-            # (Newton's starting guess) carry over, where a fresh solver would rebuild them
-            # at every save point.  (LSODA keeps its end point inside its Fortran state.)
-            live.t_bound, live.status = target, "running"
-            if self._h_cut is not None and live.h_abs < self._h_cut:
-                # the save point cut the last step short: go on with the step the solver had
-                # planned, not the one the cut step's error suggests (a save grid of 20 points
-                # per decade cost D = 3, rtol 1e-6 on planted_sparse(200, 10,000) 40% more
-                # steps than 2 per decade).  h changes, so the LUs go; the controller's
-                # history is that of a cut step, so it goes too.
-                live.h_abs, live.h_abs_old, live.error_norm_old = self._h_cut, None, None
-                live.LU_real = live.LU_complex = None
-            return self._steps(live, final, stats, [getattr(live, k, 0) for k in _COUNTS], mode)
+            # the previous run's solver goes on past its end (same state variables, same
+            # point) instead of a fresh one at every save point (radau.resume)
+            counts = [getattr(live, k, 0) for k in _COUNTS]
+            resume(live, target)
+            return self._steps(live, final, stats, counts, mode)
         cls, fun, jac = self._solver(mode)
         atol = (self.atol, np.concatenate([self.atol_xi, self.atol[self._ny:]]),
                 self.atol_xi)[mode]
@@ -357,9 +348,7 @@ class Flow:
         ``counts`` to ``stats``.  Returns (sigma reached, state)."""
         d = self.problem.n_features
         watch = self.clock is not None and mode == 0
-        h_plan = None
         while solver.status == "running":
-            h_plan = getattr(solver, "h_abs", None)
             message = solver.step()
             stats["steps"] += 1
             if solver.status == "failed" or stats["steps"] > self.max_steps:
@@ -379,9 +368,6 @@ class Flow:
             stats[key] += getattr(solver, key, 0) - before
         self._h = getattr(solver, "h_abs", None)
         self._live = solver
-        cut = (isinstance(solver, ThetaRadau) and h_plan is not None and solver.t_old is not None
-               and abs(solver.t - solver.t_old) < 0.99 * h_plan)
-        self._h_cut = h_plan if cut else None
         return solver.t, solver.y
 
     def _solver(self, mode):

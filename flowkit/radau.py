@@ -24,7 +24,7 @@ from scipy.integrate._ivp.radau import (C, E, MAX_FACTOR, MIN_FACTOR, MU_COMPLEX
                                         NEWTON_MAXITER, T, TI, TI_COMPLEX, TI_REAL, predict_factor)
 from scipy.linalg.lapack import dgetrf, dgetrs, zgetrf, zgetrs
 
-__all__ = ["ThetaRadau"]
+__all__ = ["ThetaRadau", "resume"]
 
 
 class ThetaRadau(Radau):
@@ -111,8 +111,25 @@ class ThetaRadau(Radau):
 
         return converged, k + 1, Z, rate
 
+    def resume(self, t_bound):
+        """Go on past the end reached, to ``t_bound``, with this solver's step size, error
+        history, Jacobian, LU and collocation polynomial (Newton's starting guess), which a
+        fresh solver would rebuild.  If the end cut the last step short, go on with the step
+        that had been planned, not the one the cut step's error suggests (a save grid of 20
+        points per decade cost D = 3, rtol 1e-6 on planted_sparse(200, 10,000) 40% more steps
+        than 2 per decade); h changes, so the LUs go, and the controller's history is that of
+        a cut step, so it goes too."""
+        self.t_bound, self.status = t_bound, "running"
+        planned = getattr(self, "_h_planned", None)
+        if (planned is not None and self.t_old is not None
+                and abs(self.t - self.t_old) < 0.99 * planned and self.h_abs < planned):
+            self.h_abs, self.h_abs_old, self.error_norm_old = planned, None, None
+            self.LU_real = self.LU_complex = None
+
     def _step_impl(self):
         # scipy 1.17 Radau._step_impl; the one change: refresh threshold 1e-3 -> self.jac_theta
+        # (and the planned step is remembered for ``resume``)
+        self._h_planned = self.h_abs
         t = self.t
         y = self.y
         f = self.f
@@ -252,3 +269,13 @@ class ThetaRadau(Radau):
         self.sol = self._compute_dense_output()
 
         return step_accepted, message
+
+
+def resume(solver, t_bound):
+    """Continue a scipy ``OdeSolver`` that reached its end past it, to ``t_bound``
+    (``ThetaRadau.resume``; the other methods keep their state as it is).  Not LSODA, which
+    keeps its end point inside its Fortran state."""
+    if isinstance(solver, ThetaRadau):
+        solver.resume(t_bound)
+    else:
+        solver.t_bound, solver.status = t_bound, "running"
