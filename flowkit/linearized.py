@@ -73,6 +73,12 @@ class LinearizedFlow(Flow):
         omega0 = math.log(math.expm1(GAMMA_START)) - GAMMA_START
         return math.log(GAMMA_START), np.concatenate([v0, [omega0]])
 
+    def _log_kappa(self, sigma, y):
+        """log kappa = log(K |g|²), g from the margins m = gamma~ Xt v."""
+        _, p, _ = softmax_margins(self.problem.Xt, math.exp(sigma) * y)
+        g = self.problem.Xt.T @ p
+        return self.log_K() + math.log(np.dot(g, g))
+
     def _offsets(self, sigma, y):
         """xi = m - gamma~ from m = gamma~ Xt v, shifted so that mean e^{-xi} = 1."""
         m = math.exp(sigma) * (self.problem.Xt @ y)

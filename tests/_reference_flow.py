@@ -284,7 +284,7 @@ def reference_w(Xt, depth, alpha, gamma_target, rtol=1e-13):
 
 
 # ---------------------------------------------------------------- physical time
-def reference_w_time(Xt, depth, alpha, gamma_target, rtol=1e-12):
+def reference_w_time(Xt, depth, alpha, gamma_target, rtol=1e-12, return_log_time=False):
     """w when gamma~ = gamma_target (or, for a list of increasing targets, one w per target), integrated in physical time (a second, independent
     route through loss plateaus; usable while the loss is representable, gamma~ <~ 50).
 
@@ -295,6 +295,7 @@ def reference_w_time(Xt, depth, alpha, gamma_target, rtol=1e-12):
     tau (an escape from a saddle ends in a finite-time blow-up of u^(2-D) whose last stretch
     float64 would not resolve relative to the time since the start).  The step that crosses
     gamma~ = gamma_target is located on the dense output and re-integrated to the crossing.
+    With ``return_log_time`` also log t at each target (t = anchors + tau, / (D alpha^(D-2))).
     """
     from scipy.integrate import Radau
     from scipy.optimize import brentq
@@ -333,7 +334,7 @@ def reference_w_time(Xt, depth, alpha, gamma_target, rtol=1e-12):
 
     targets = list(np.atleast_1d(np.asarray(gamma_target, dtype=float)))
     gamma_max = max(targets)
-    out = []
+    out, times, anchor = [], [], 0.0
     z = np.zeros(2 * d)
     # phi moves by ~gamma~/alpha^D in the kernel regime: the absolute tolerance follows it
     atol = rtol * 1e-2 * min(1.0, gamma_max / alpha**D)
@@ -351,7 +352,12 @@ def reference_w_time(Xt, depth, alpha, gamma_target, rtol=1e-12):
             while again.status == "running":
                 again.step()
             out.append(w_of(again.y))
+            times.append(np.log(anchor + hit) - np.log(D) - (D - 2) * np.log(alpha))
             targets.pop(0)
         if sol.h_abs < 1e-9 * sol.t:
+            anchor += sol.t
             sol = make(0.0, sol.y, np.inf)
-    return out[0] if np.ndim(gamma_target) == 0 else np.array(out)
+    w = out[0] if np.ndim(gamma_target) == 0 else np.array(out)
+    if return_log_time:
+        return w, (times[0] if np.ndim(gamma_target) == 0 else np.array(times))
+    return w

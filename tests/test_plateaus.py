@@ -106,3 +106,15 @@ def test_plateau_on_structured_linear_algebra():
     tr = flowkit.integrate(X, y, depth=10, alpha=1e-3, gamma=5.0, linalg="structured")
     assert tr.stats["linalg"] == "structured" and tr.stats["clock_switches"] >= 1
     np.testing.assert_allclose(tr.w_hat[-1], dense.w_hat[-1], rtol=1e-9, atol=0)
+
+
+@pytest.mark.parametrize("seed,depth,alpha", [(None, 3, 10.0), (None, 5, 0.3), (0, 10, 1e-3)])
+def test_log_time_against_physical_time_reference(seed, depth, alpha):
+    """Below gamma~ = 10 the time is a quadrature along the steps (flow.Flow._clock_time),
+    through plateaus the plateau clock's tau: log t against the reference's own clock."""
+    X, y = flowkit.datasets.load("fig4a") if seed is None else planted(seed)
+    Xt = y[:, None] * X
+    tr = flowkit.integrate(X, y, depth=depth, alpha=alpha, gamma=2.0, rtol=1e-12)
+    k = [0, 10, 40, len(tr.gamma) - 1]
+    _, lt = reference_w_time(Xt, depth, alpha, list(tr.gamma[k]), rtol=1e-13, return_log_time=True)
+    np.testing.assert_allclose(tr.log_time[k], lt, rtol=0, atol=1e-10)
