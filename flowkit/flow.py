@@ -63,7 +63,7 @@ from ._kernels import flow as K
 from .exceptions import IntegrationError, NumericalRangeError, ParameterError
 from .clock import RATE_ENTER, PlateauClock, sigma_rate
 from .radau import ThetaRadau, resume
-from .select import primal_linalg
+from .select import primal_linalg, structured_pays
 from .structured import JacobianXi, Jacobian0, StructuredBDF, StructuredRadau
 
 __all__ = ["Flow", "IntegrationError", "METHODS", "GAMMA_START", "TIME_SWITCH", "XI_SWITCH"]
@@ -127,7 +127,11 @@ class Flow:
         self.structured = self.linalg == "structured"
         self.sigma0, self.z0 = self._initial_state()
         self.atol = self._resolve_atol(atol)
-        self.clock = PlateauClock(problem, self.rtol, self.structured) if self.plateau_clock else None
+        # the plateau clock's own linear algebra: structured only where it pays (on small data its
+        # climb clock's rank-one slot made the Woodbury solves fail: 6 x 4 planted data,
+        # D = 10, alpha = 1e-3, 50,000 steps in one plateau; dense LU: 572)
+        self.clock = (PlateauClock(problem, self.rtol, self.structured and structured_pays(
+            problem.n_samples, problem.n_features)) if self.plateau_clock else None)
 
     # -- what -----------------------------------------------------------------
     def fun(self, sigma, z):
