@@ -2,6 +2,8 @@
 
 * ``flow``: right-hand sides and analytic Jacobians of the gradient flow (math.md,
   "Log-loss time"), in both coordinate sets used by :mod:`flowkit.flow`;
+* ``xi_rates``: the margin-offset rates in double-double, on ``dd`` (double-double
+  arithmetic: error-free sums and products, exp, log);
 * ``dual``: the one pass over the data of the flow's dual form (:mod:`flowkit.dual`);
 * ``linearized``: the tangent-kernel model's right-hand sides (:mod:`flowkit.linearized`);
 * ``baselines``: gradient descent and normalised GD (:mod:`flowkit.baselines`);

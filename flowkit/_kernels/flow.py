@@ -38,7 +38,8 @@ Coordinates (math.md, "Gradient flow" and "Log-loss time"; derivation in flow.py
   exact flow, so the solution is unchanged).
 
 Every power (alpha^D, e^{(2D-2) delta}) is carried as a logarithm and shifted before
-it is exponentiated, so nothing overflows for |D log alpha| <= 600 (problem.py) and gamma~ <= 1e15.
+it is exponentiated, so nothing overflows for |D log alpha| <= 600 (problem.py) and gamma~ <= 1e30
+(stopping.MAX_GAMMA; the xi rows are evaluated in double-double by ``xi_rates``).
 
 Compile time.  Every kernel is compiled on first use (then cached), and a first
 ``flowkit run`` spends most of its time there, so the kernels are written for a short
@@ -63,6 +64,8 @@ import math
 
 import numpy as np
 from numba import njit
+
+from .xi_rates import xi_rates
 
 LOG2 = math.log(2.0)
 
@@ -439,8 +442,17 @@ def _common_xi(sigma, z, Xt, D, A, out):
 
 # xi_rhs, xi_jac_factors, dlogkappa_xi are plain Python, as rhs (module docstring).
 def xi_rhs(sigma, z, Xt, D, A):
-    """d z / d sigma for z = (y, xi) or z = (y, xi, omega)."""
-    return _common_xi(sigma, z, Xt, D, A, _NO_FACTORS)[0]
+    """d z / d sigma for z = (y, xi) or z = (y, xi, omega); the xi rows in double-double
+    (``_kernels.xi_rates``: in float64 they carry ~eps gamma~ of noise)."""
+    f = _common_xi(sigma, z, Xt, D, A, _NO_FACTORS)[0]
+    N, d = Xt.shape
+    out = np.empty(3 * N)
+    xi_rates(sigma, z[:d], z[d:d + N], Xt, D, A, out)
+    if f.shape[0] > d + N:  # the omega row used the float64 rates: lSx·xi' (``_common_xi``)
+        lSx = 2.0 * out[N:2 * N] * (1.0 - out[2 * N:])
+        f[-1] += np.dot(lSx, out[:N] - f[d:d + N])
+    f[d:d + N] = out[:N]
+    return f
 
 
 def xi_jac_factors(sigma, z, Xt, D, A):
