@@ -62,6 +62,7 @@ from scipy.optimize import bisect
 from ._kernels import flow as K
 from .exceptions import IntegrationError, NumericalRangeError, ParameterError
 from .clock import RATE_ENTER, PlateauClock, sigma_rate
+from .linalg import EquilibratedLU
 from .radau import ThetaRadau, resume
 from .select import primal_linalg, structured_pays
 from .structured import JacobianXi, Jacobian0, StructuredBDF, StructuredRadau
@@ -378,6 +379,8 @@ class Flow:
         options = {"rtol": self.rtol, "atol": atol}
         if self.method in IMPLICIT:
             options["jac"] = jac
+        if cls is ThetaRadau:  # the xi rows of J are ~gamma~ times the y rows (linalg.py)
+            options["linalg"] = EquilibratedLU()
         span = target - sigma
         first = None if (self._h is None or self.method == "LSODA") else min(self._h, span)
         solver = cls(fun, sigma, z, target, first_step=first, **options)

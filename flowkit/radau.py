@@ -10,6 +10,9 @@ default here) the steps are scipy's, operation for operation: ``_step_impl`` is 
 (setup.cfg pins scipy 1.17.x; tests/test_select.py checks the equality step for step on
 Robertson's problem).
 
+``linalg``: the operator (flowkit.linalg) that factors and solves Radau's two linear
+systems; default ``DenseLU``, scipy's own LAPACK calls.
+
 ``fun_stages``: the right-hand side at Radau's three stages at once, F = fun_stages(ts, Y)
 for Y of shape (3, n): a right-hand side that passes over large data reads it once for the
 three (flowkit.dual).  Without it the stages are evaluated one by one, as scipy does.
@@ -22,7 +25,8 @@ from scipy.integrate import Radau
 from scipy.integrate._ivp.common import norm
 from scipy.integrate._ivp.radau import (C, E, MAX_FACTOR, MIN_FACTOR, MU_COMPLEX, MU_REAL,
                                         NEWTON_MAXITER, T, TI, TI_COMPLEX, TI_REAL, predict_factor)
-from scipy.linalg.lapack import dgetrf, dgetrs, zgetrf, zgetrs
+
+from .linalg import DenseLU
 
 __all__ = ["ThetaRadau", "resume"]
 
@@ -35,19 +39,16 @@ class ThetaRadau(Radau):
 
     jac_theta = 1e-3
 
-    def __init__(self, *args, fun_stages=None, **kwargs):
+    def __init__(self, *args, fun_stages=None, linalg=None, **kwargs):
         self._fun_stages = fun_stages
         super().__init__(*args, **kwargs)
+        ops = DenseLU() if linalg is None else linalg
 
         def lu(A):
             self.nlu += 1
-            lu_, piv, _ = (zgetrf if A.dtype.kind == "c" else dgetrf)(A, overwrite_a=True)
-            return lu_, piv
+            return ops.factor(A)
 
-        def solve_lu(LU, b):
-            return (zgetrs if LU[0].dtype.kind == "c" else dgetrs)(LU[0], LU[1], b, overwrite_b=True)[0]
-
-        self.lu, self.solve_lu = lu, solve_lu
+        self.lu, self.solve_lu = lu, ops.solve
 
     def _stages(self, t, y, ch, Z):
         """fun at the three stages (t + ch_i, y + Z_i)."""
