@@ -20,9 +20,10 @@ from .problem import positive_float
 
 __all__ = ["StoppingRule", "resolve_stopping_rule", "gamma_from_loss", "MAX_GAMMA"]
 
-# math.md: float64 resolves the O(1) margin gaps that drive the softmax up to
-# gamma~ ~ 1e14-1e15; past that, the answer would be rounding noise.
-MAX_GAMMA = 1e15
+# The margin-offset rates gamma~ (a - pᵀa + Lambda) are computed in double-double
+# (_kernels/xi_rates.py) with an error of ~1e-31 gamma~; past gamma~ ~ 1e30 that error
+# reaches O(0.1) of the O(1) rates, as float64's did at the old cap of 1e15.
+MAX_GAMMA = 1e30
 # The flow starts at gamma~ = 1e-14 (flow.GAMMA_START); targets must lie well above it.
 MIN_GAMMA = 1e-10
 
@@ -77,6 +78,6 @@ def resolve_stopping_rule(*, gamma=None, loss=None, mu=None, log_alpha_D):
             "where the flow has not left w = 0 (it starts at gamma~ = 1e-14)")
     if target > MAX_GAMMA:
         raise NumericalRangeError(
-            f"target gamma~ = {target:.3g} (from {kind}={value}) exceeds {MAX_GAMMA:.0e}: float64 "
-            "margins no longer resolve the O(1) gaps that drive the flow")
+            f"target gamma~ = {target:.3g} (from {kind}={value}) exceeds {MAX_GAMMA:.0e}: the "
+            "double-double margin offsets no longer resolve the O(1) gaps that drive the flow")
     return StoppingRule(kind=kind, value=value, gamma=target)

@@ -54,7 +54,7 @@ def test_bad_data(X, y, exc, words):
     ({"alpha": 1e-300, "depth": 3}, NumericalRangeError, "alpha\\^depth"),
     ({"gamma": 0.0}, StoppingRuleError, "positive"),
     ({"gamma": -3.0}, StoppingRuleError, "positive"),
-    ({"gamma": 1e20}, NumericalRangeError, "exceeds"),
+    ({"gamma": 1e31}, NumericalRangeError, "exceeds"),
     ({"gamma": 1.0, "mu": 0.5}, StoppingRuleError, "exactly one"),
     ({"gamma": 1.0, "loss": "1e-5"}, StoppingRuleError, "exactly one"),
     ({"gamma": None, "loss": "1.5"}, StoppingRuleError, "<= 0"),

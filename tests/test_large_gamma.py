@@ -1,0 +1,161 @@
+"""Large gamma~: the double-double margin-offset rates, the equilibrated LU, and the runs
+they make possible (issue: alpha = 1e6 on fig3d, gamma~ past 1e15).
+
+References are independent: mpmath at 50 digits for the arithmetic and the rates, the
+Q^D_mu max-margin solver (flowkit.maxmargin, a convex program) for the limits."""
+import math
+
+import mpmath as mp
+import numpy as np
+import pytest
+
+import flowkit
+from flowkit._kernels import dd
+from flowkit._kernels import flow as K
+from flowkit._kernels.xi_rates import xi_rates
+from flowkit.linalg import DenseLU, EquilibratedLU
+from flowkit.maxmargin.q import solve_q
+from flowkit.problem import Problem
+
+mp.mp.dps = 50
+
+
+def _mp(pair):
+    return mp.mpf(pair[0]) + mp.mpf(pair[1])
+
+
+def _pairs(rng, n, lo, hi):
+    for _ in range(n):
+        h = float(rng.choice([-1, 1]) * 10 ** rng.uniform(lo, hi))
+        yield h, h * 1e-17 * rng.uniform(-0.5, 0.5)
+
+
+def test_double_double_arithmetic_against_mpmath():
+    rng = np.random.default_rng(3)
+    worst = {"add": 0.0, "mul": 0.0, "div": 0.0, "exp": 0.0, "log": 0.0}
+    for (a, al), (b, bl) in zip(_pairs(rng, 1500, -6, 1.4), _pairs(rng, 1500, -6, 1.4)):
+        A, B = _mp((a, al)), _mp((b, bl))
+        for name, got, ref in (("add", dd.add(a, al, b, bl), A + B), ("mul", dd.mul(a, al, b, bl), A * B),
+                               ("div", dd.div(a, al, b, bl), A / B), ("exp", dd.exp(a, al), mp.exp(A)),
+                               ("log", dd.log(abs(a), al if a > 0 else -al), mp.log(abs(A)))):
+            if ref != 0:  # log: absolute error where the result is below 1 (its conditioning)
+                scale = max(abs(ref), 1) if name == "log" else abs(ref)
+                worst[name] = max(worst[name], float(abs(_mp(got) - ref) / scale))
+    # |x| <= 25 here: exp's relative error grows like |x| 1e-32 (the argument's own rounding)
+    assert worst["add"] < 5e-32 and worst["mul"] < 5e-32 and worst["div"] < 5e-32
+    assert worst["exp"] < 5e-31 and worst["log"] < 5e-31
+    assert dd.exp(-800.0, 0.0) == (0.0, 0.0) and dd.exp(710.0, 0.0)[0] == math.inf
+    assert math.isnan(dd.log(-1.0, 0.0)[0])
+
+
+def _rates_mp(sigma, y, xi, Xt, D, A):
+    """gamma~ (a - pᵀa + Lambda) from the definitions (flow.py), in mpmath."""
+    N, d = Xt.shape
+    a = D - 2
+    s = mp.mpf(sigma)
+    phi = 1 / (1 + mp.exp(mp.mpf(A) - s))
+    psi = [phi * mp.mpf(v) for v in y]
+    if a == 0:
+        dp, dm = [p / 2 for p in psi], [-p / 2 for p in psi]
+    else:
+        dp = [mp.log((1 + mp.exp(a * p)) / 2) / a for p in psi]
+        dm = [mp.log((1 + mp.exp(-a * p)) / 2) / a for p in psi]
+    q = [mp.exp((2 * D - 2) * dp[i]) + mp.exp((2 * D - 2) * dm[i]) for i in range(d)]
+    e = [mp.exp(-mp.mpf(v)) for v in xi]
+    Z = sum(e)
+    p = [v / Z for v in e]
+    lam = mp.log(Z / N)
+    X = [[mp.mpf(float(v)) for v in row] for row in Xt]
+    g = [sum(p[k] * X[k][i] for k in range(N)) for i in range(d)]
+    S = sum(q[i] * g[i] ** 2 for i in range(d))
+    av = [sum(X[k][i] * q[i] * g[i] for i in range(d)) / S for k in range(N)]
+    pav = sum(p[k] * av[k] for k in range(N))
+    return np.array([float(mp.exp(s) * (av[k] - pav + lam)) for k in range(N)])
+
+
+@pytest.mark.parametrize("D", [2, 3, 5])
+def test_offset_rates_against_mpmath(D):
+    # states on the slow manifold of a real run, where a_k - pᵀa nearly cancels
+    X, y = flowkit.datasets.load("fig4a")
+    P = Problem.build(X, y, D, 10.0)
+    tr = flowkit.integrate(X, y, depth=D, alpha=10.0, gamma=1e12, save_at=[1e6, 1e9])
+    N, d = P.Xt.shape
+    out = np.empty(3 * N)
+    for k in np.flatnonzero(tr.gamma >= 1e3):
+        sigma = math.log(tr.gamma[k])
+        yk, xi = tr.state[k, :d], tr.state[k, d + 1:]
+        ref = _rates_mp(sigma, yk, xi, P.Xt, float(D), P.log_alpha_D)
+        xi_rates(sigma, yk, xi, P.Xt, float(D), P.log_alpha_D, out)
+        f64 = K._common_xi(sigma, np.concatenate([yk, xi]), P.Xt, float(D), P.log_alpha_D, K._NO_FACTORS)[0][d:]
+        gam = tr.gamma[k]
+        # double-double: ~1e-31 gamma~ (plus the final rounding of the rate)
+        assert np.all(np.abs(out[:N] - ref) <= 1e-28 * gam + 2e-15 * np.abs(ref))
+        sv = np.abs(ref) < 1e3  # the support's rates, O(1); the others grow like gamma~
+        if gam >= 1e9:  # float64 loses ~eps gamma~ there: the reason for this module
+            assert np.max(np.abs(f64 - ref)[sv]) > 1e-18 * gam
+            assert np.max(np.abs(out[:N] - ref)[sv]) < 1e-6 * np.max(np.abs(f64 - ref)[sv])
+
+
+def test_equilibrated_lu_on_rows_of_very_different_scale():
+    rng = np.random.default_rng(0)
+    n = 8
+    A = rng.normal(size=(n, n)) + 5 * np.eye(n)
+    x = rng.normal(size=n)
+    for ops in (DenseLU(), EquilibratedLU()):  # well scaled: both solve it
+        assert np.allclose(ops.solve(ops.factor(A.copy()), A @ x), x, rtol=1e-12)
+    # rows 4.. scaled by 1e25, as the flow's offset rows are by gamma~, with the O(1) rows
+    # coupled to the big ones through one small entry: partial pivoting on the raw matrix
+    # leaves ~eps 1e25 of backward error in the small rows
+    big = A.copy()
+    big[4:] *= 1e25
+    b = big @ x
+    eq = EquilibratedLU()
+    assert np.allclose(eq.solve(eq.factor(big.copy()), b.copy()), x, rtol=1e-10)
+
+
+@pytest.mark.parametrize("mu", [1.0, 0.2, 0.05, 0.01])
+def test_fig3d_at_alpha_1e6(mu):
+    """Failed before (more than 50,000 steps at gamma~ ~ 3e12 for mu <= 0.2); now ~3,500 steps,
+    and the steps grow with log alpha only (the count per decade of alpha is bounded)."""
+    X, y = flowkit.datasets.load("fig3d")
+    steps = {}
+    for alpha in (1e4, 1e6):
+        tr = flowkit.integrate(X, y, depth=2, alpha=alpha, mu=mu)
+        steps[alpha] = tr.stats["steps"]
+        assert tr.stats["invariants"]["gamma_consistency"] < 1e-10
+    assert steps[1e6] < 5000 and steps[1e6] - steps[1e4] < 2000
+
+
+def test_theorem6_rate_for_depth_3_and_gamma_past_1e15():
+    """fig4a, D = 3, mu = 0.2 (one support vector, Condition 5 holds): at gamma~ = alpha^3/mu
+    the distance to the Q^3_mu point falls like alpha^-3, the finite-alpha rate
+    (mu_eff = alpha^D / gamma = mu (1 + O(1/gamma~))), down to float64's floor at
+    gamma~ = 5e15 -- past the old cap of 1e15."""
+    X, y = flowkit.datasets.load("fig4a")
+    ref = solve_q(X * y[:, None], 0.2, 3)
+    dist = []
+    for alpha in (1e2, 1e3, 1e4, 1e5):
+        tr = flowkit.integrate(X, y, depth=3, alpha=alpha, mu=0.2)
+        dist.append(np.linalg.norm(tr.w_hat[-1] - ref.w))
+    slopes = np.diff(np.log10(dist))
+    assert np.all(np.abs(slopes[:2] + 3.0) < 0.05), dist
+    assert dist[-1] < 2e-15
+
+
+def test_depth_3_alpha_1e6_mu_001_and_gamma_1e30():
+    """The issue's D = 3, alpha = 1e6, mu = 0.01 case (gamma~ = 1e20) on fig3d, where the
+    trajectory does not follow the Q_mu path (its distance is the same at alpha = 1e3:
+    issue 17's open question), and gamma~ = 1e30 on the same data."""
+    X, y = flowkit.datasets.load("fig3d")
+    ref = solve_q(X * y[:, None], 0.01, 3)
+    near = flowkit.integrate(X, y, depth=3, alpha=1e3, mu=0.01)
+    far = flowkit.integrate(X, y, depth=3, alpha=1e6, mu=0.01)
+    assert far.gamma[-1] == pytest.approx(1e20)
+    assert far.stats["invariants"]["gamma_consistency"] < 1e-11
+    d_near, d_far = (np.linalg.norm(t.w_hat[-1] - ref.w) for t in (near, far))
+    assert d_far == pytest.approx(d_near, rel=1e-3) and d_far > 1e-3
+    top = flowkit.integrate(X, y, depth=2, alpha=1e6, gamma=1e30)
+    assert top.stats["invariants"]["gamma_consistency"] < 1e-11
+    # Theorem 7: D = 2 tends to the l1 max-margin point (an LP); at mu_eff = 1e-18 within 1e-5
+    l1 = flowkit.max_margin(X, y, "l1")
+    assert l1.unique and np.linalg.norm(top.w_hat[-1] - l1.w) < 1e-5
