@@ -146,6 +146,13 @@ class Flow:
         """Right-hand side past XI_SWITCH, z = (y, xi) or (y, xi, omega)."""
         return K.xi_rhs(sigma, z, *self._args)
 
+    def fun_xi_dd(self, sigma, z):
+        """``fun_xi`` past TIME_SWITCH, z = (y, xi), with the xi rows in double-double: their
+        float64 rounding (~eps gamma~) stalls Radau's Newton iteration at gamma~ >~ 1e10
+        (_kernels/xi_rates.py).  Below, float64 (~2e-11 at 1e5) costs half as much on 30 x 20
+        data."""
+        return K.xi_rhs_dd(sigma, z, *self._args)
+
     def jac_xi(self, sigma, z):
         return JacobianXi.at(sigma, z, *self._args).dense()
 
@@ -379,7 +386,7 @@ class Flow:
         options = {"rtol": self.rtol, "atol": atol}
         if self.method in IMPLICIT:
             options["jac"] = jac
-        if cls is ThetaRadau:  # the xi rows of J are ~gamma~ times the y rows (linalg.py)
+        if cls is ThetaRadau and mode == 2:  # the xi rows of J are ~gamma~ times the y rows (linalg.py)
             options["linalg"] = EquilibratedLU()
         span = target - sigma
         first = None if (self._h is None or self.method == "LSODA") else min(self._h, span)
@@ -418,9 +425,9 @@ class Flow:
 
     def _solver(self, mode):
         """(solver class, fun, jac) for the state variables of ``mode``."""
+        fun = (self.fun, self.fun_xi, self.fun_xi_dd)[mode]
         if self.structured:
-            fun, jac = ((self.fun, self.jac_structured) if mode == 0
-                        else (self.fun_xi, self.jac_xi_structured))
+            jac = self.jac_structured if mode == 0 else self.jac_xi_structured
             return STRUCTURED[self.method], fun, jac
-        fun, jac = (self.fun, self.jac) if mode == 0 else (self.fun_xi, self.jac_xi)
+        jac = self.jac if mode == 0 else self.jac_xi
         return METHODS[self.method], fun, jac

@@ -62,6 +62,10 @@ class LinearizedFlow(Flow):
     def fun_xi(self, sigma, z):
         return KL.xi_evaluate(sigma, z, self.problem.Xt, False)[0]
 
+    # the linearised model's own offset rates, in float64 (its margins are a linear map of
+    # its state; its large-gamma~ rounding is not measured yet)
+    fun_xi_dd = fun_xi
+
     def jac_xi(self, sigma, z):
         return KL.xi_evaluate(sigma, z, self.problem.Xt, True)[1]
 

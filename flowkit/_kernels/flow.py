@@ -442,15 +442,17 @@ def _common_xi(sigma, z, Xt, D, A, out):
 
 # xi_rhs, xi_jac_factors, dlogkappa_xi are plain Python, as rhs (module docstring).
 def xi_rhs(sigma, z, Xt, D, A):
-    """d z / d sigma for z = (y, xi) or z = (y, xi, omega); the xi rows in double-double
-    (``_kernels.xi_rates``: in float64 they carry ~eps gamma~ of noise)."""
+    """d z / d sigma for z = (y, xi) or z = (y, xi, omega)."""
+    return _common_xi(sigma, z, Xt, D, A, _NO_FACTORS)[0]
+
+
+def xi_rhs_dd(sigma, z, Xt, D, A):
+    """``xi_rhs`` for z = (y, xi) with the xi rows in double-double (``_kernels.xi_rates``:
+    in float64 they carry ~eps gamma~ of noise; flow.py uses this past TIME_SWITCH)."""
     f = _common_xi(sigma, z, Xt, D, A, _NO_FACTORS)[0]
     N, d = Xt.shape
     out = np.empty(3 * N)
     xi_rates(sigma, z[:d], z[d:d + N], Xt, D, A, out)
-    if f.shape[0] > d + N:  # the omega row used the float64 rates: lSx·xi' (``_common_xi``)
-        lSx = 2.0 * out[N:2 * N] * (1.0 - out[2 * N:])
-        f[-1] += np.dot(lSx, out[:N] - f[d:d + N])
     f[d:d + N] = out[:N]
     return f
 
