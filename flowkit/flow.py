@@ -47,6 +47,12 @@ It also removes the y-stiffness: with y alone, Newton had to place y to ~1/(k ga
 (k the gap relaxation rate over gamma~), which on data with many near-degenerate
 support vectors throttled Radau already at gamma~ ~ 1e4.
 
+Past TIME_SWITCH the xi rows gamma~ (a - pᵀa + Lambda) are evaluated in double-double
+(``fun_xi_dd``, ``_kernels/xi_rates.py``): pᵀa = 1 identically, and float64 left ~eps gamma~
+of non-smooth error there, on which Newton stalled once a sample left the support at
+gamma~ >~ 1e10.  Radau's linear systems are then row-equilibrated (``linalg.EquilibratedLU``):
+the xi rows of the Jacobian are ~gamma~ times its y rows.
+
 Saved states are (y, omega, xi), d + 1 + N numbers, whatever the regime: below the
 switch xi is recomputed from y, above it omega comes from its asymptotic form.
 """
