@@ -261,7 +261,10 @@ class PlateauClock:
                      xtol=1e-15 * max(abs(solver.t), 1e-300), rtol=1e-15)
         z = z0
         if hit > r0:
-            again = self._solver(stretch, r0, z0, atol, bound=hit)
+            # the solver's own first-step guess can probe past the climb's end (fun = inf
+            # there) and come out below float64's spacing; the step r0 -> t was accepted,
+            # so its shorter part r0 -> hit is the natural first step
+            again = self._solver(stretch, r0, z0, atol, bound=hit, first=hit - r0)
             while again.status == "running":
                 again.step()
                 stats["steps"] += 1
