@@ -39,8 +39,9 @@ class ThetaRadau(Radau):
 
     jac_theta = 1e-3
 
-    def __init__(self, *args, fun_stages=None, linalg=None, **kwargs):
+    def __init__(self, *args, fun_stages=None, linalg=None, scale=None, **kwargs):
         self._fun_stages = fun_stages
+        self._scale_fn = scale
         super().__init__(*args, **kwargs)
         ops = DenseLU() if linalg is None else linalg
 
@@ -49,6 +50,14 @@ class ThetaRadau(Radau):
             return ops.factor(A)
 
         self.lu, self.solve_lu = lu, ops.solve
+
+    def _scale(self, y, y_new, h_abs):
+        """The error weights of a step of size h_abs from y to y_new (y_new = y: Newton's),
+        the solver at y (``scale(solver, y, y_new, h_abs)``):
+        scipy's ``atol + max(|y|, |y_new|) rtol`` unless a ``scale`` callable was given."""
+        if self._scale_fn is not None:
+            return self._scale_fn(self, y, y_new, h_abs)
+        return self.atol + np.maximum(np.abs(y), np.abs(y_new)) * self.rtol
 
     def _stages(self, t, y, ch, Z):
         """fun at the three stages (t + ch_i, y + Z_i)."""
@@ -181,7 +190,7 @@ class ThetaRadau(Radau):
             else:
                 Z0 = self.sol(t + h * C).T - y
 
-            scale = atol + np.abs(y) * rtol
+            scale = self._scale(y, y, h_abs)
 
             converged = False
             while not converged:
@@ -210,7 +219,7 @@ class ThetaRadau(Radau):
             y_new = y + Z[-1]
             ZE = Z.T.dot(E) / h
             error = self.solve_lu(LU_real, f + ZE)
-            scale = atol + np.maximum(np.abs(y), np.abs(y_new)) * rtol
+            scale = self._scale(y, y_new, h_abs)
             error_norm = norm(error / scale)
             safety = 0.9 * (2 * NEWTON_MAXITER + 1) / (2 * NEWTON_MAXITER
                                                        + n_iter)
