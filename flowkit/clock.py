@@ -56,7 +56,8 @@ from ._kernels import clock as KC
 from ._kernels import flow as K
 from .exceptions import IntegrationError
 from .radau import ThetaRadau
-from .structured import Jacobian0, StructuredRadau
+from .linalg import StructuredLU
+from .structured import JAC_THETA, Jacobian0
 
 __all__ = ["PlateauClock", "RATE_ENTER", "RATE_EXIT", "sigma_rate"]
 
@@ -237,9 +238,9 @@ class PlateauClock:
             z, system = np.append(solver.y[:-1], 0.0), nxt
 
     def _solver(self, stretch, rho, z, atol, bound=math.inf, first=None):
-        cls = StructuredRadau if self.structured else ThetaRadau
-        return cls(stretch.fun, rho, z, bound, rtol=self.rtol, atol=atol, jac=stretch.jac,
-                   first_step=first)
+        ops = {"linalg": StructuredLU(), "jac_theta": JAC_THETA} if self.structured else {}
+        return ThetaRadau(stretch.fun, rho, z, bound, rtol=self.rtol, atol=atol, jac=stretch.jac,
+                          first_step=first, **ops)
 
     @staticmethod
     def _count(solver, stats):

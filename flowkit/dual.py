@@ -28,7 +28,7 @@ in flow.py (omega drives nothing, so Newton still converges).
 
 Cost.  One right-hand side reads the N x d data once (``_kernels.dual.dual_pass``; Radau's
 three stages share the read); the (2N+1)-sized linear algebra goes by block elimination
-to one N x N LU (``_BlockLU``); a Jacobian is two N x N Gram matrices, O(N² d), one
+to one N x N LU (``DualBlockLU``); a Jacobian is two N x N Gram matrices, O(N² d), one
 float32 BLAS product.  The pass is split by features, and the two Gram matrices go one
 each, between ``THREADS`` threads.  flow.py's primal state needs O(d) unknowns and several
 passes per step even with structured linear algebra (structured.py).  Measured at N = 200,
@@ -62,6 +62,7 @@ from ._kernels import flow as K_
 from ._kernels.dual import TINY as _TINY, dual_pass, dual_to_psi, finish, prepare
 from .exceptions import ParameterError
 from .flow import METHODS, TIME_SWITCH, XI_ATOL_MIN, Flow
+from .linalg import DenseLU
 from .radau import ThetaRadau
 from .select import dual_pays  # noqa: F401 - chosen in select.py, re-exported
 
@@ -134,46 +135,34 @@ class _BlockLU:
         return x
 
 
-def _matches(A, u, w):
-    """Whether A's zeta block has the off-diagonal u wᵀ, checked on the row of the largest
-    u (u = c p / S~ >= 0, so that row is never trivially zero)."""
-    k = int(np.argmax(u))
-    row = u[k] * w
-    diff = np.abs(A[k, :u.size] - row)
-    diff[k] = 0.0
-    return bool(np.max(diff) <= 1e-10 * np.max(np.abs(row)))
+class DualBlockLU:
+    """The linear-algebra operator (flowkit.linalg) of the dual form: ``_BlockLU`` for the
+    Jacobian whose zeta-row factors ``parts()`` holds (the newest, tied to that very matrix:
+    Radau may still be factoring an older one after a refresh inside a step) where the
+    elimination is well conditioned, else ``fallback`` on the whole matrix."""
+
+    structured = False
+
+    def __init__(self, parts, fallback):
+        self.parts, self.fallback = parts, fallback
+
+    def factor(self, J, mu, c=1.0):
+        parts = self.parts()
+        if parts is not None and parts[0] is J and c == 1.0:
+            block = _BlockLU(self.fallback.newton_matrix(J, mu), parts[1:])
+            if abs(block.den) > 1e-8 * abs(block.lam) and abs(block.lam) > 0:
+                return block
+        return self.fallback.factor(J, mu, c)
+
+    def solve(self, F, b):
+        return F.solve(b) if isinstance(F, _BlockLU) else self.fallback.solve(F, b)
 
 
-class DualRadau(ThetaRadau):
-    """Radau for the dual form: a Jacobian costs two N x N Gram matrices over d features,
-    O(N² d), as much as ~40 right-hand sides at N = 200 (``flowkit.radau``); its LUs use
-    the block structure (``_BlockLU``) where it is well conditioned, else LAPACK on the
-    whole matrix."""
-
-    # measured on the contract case (N = 200, d = 10,000, rtol 1e-8): 0.1 against 3e-2
-    # trades ~15% more right-hand sides for ~40% fewer Jacobians, 10% less time (D = 2, 3)
-    jac_theta = 0.1
-
-    def __init__(self, *args, flow=None, **kwargs):
-        super().__init__(*args, **kwargs)
-        dense_lu, dense_solve = self.lu, self.solve_lu
-
-        def lu(A):
-            # Radau factorises the newest Jacobian, which may not be self.J yet (a Jacobian
-            # refreshed inside a step); the flow's newest factors must match A's zeta block
-            parts = flow._jac_parts
-            if parts is not None and _matches(A, *parts[1:3]):
-                self.nlu += 1
-                block = _BlockLU(A, parts[1:])
-                if abs(block.den) > 1e-8 * abs(block.lam) and abs(block.lam) > 0:
-                    return block
-                self.nlu -= 1
-            return dense_lu(A)
-
-        def solve_lu(LU, b):
-            return LU.solve(b) if isinstance(LU, _BlockLU) else dense_solve(LU, b)
-
-        self.lu, self.solve_lu = lu, solve_lu
+# measured on the contract case (N = 200, d = 10,000, rtol 1e-8): Radau's jac_theta 0.1
+# against 3e-2 trades ~15% more right-hand sides for ~40% fewer Jacobians, 10% less time
+# (D = 2, 3): a Jacobian costs two N x N Gram matrices over d features, O(N² d), as much as
+# ~40 right-hand sides at N = 200 (``flowkit.radau``)
+JAC_THETA = 0.1
 
 
 class DualFlow(Flow):
@@ -351,7 +340,7 @@ class DualFlow(Flow):
             J[-1, -1] = -gam * math.exp(-z[-1])
         # no subnormals into the LU (_kernels.dual.TINY); relative, as the data set J's scale
         J[np.abs(J) < max(_TINY * np.max(np.abs(J)), np.finfo(float).tiny)] = 0.0
-        # the factors of the zeta rows (DualRadau's block LU), tied to this very matrix
+        # the factors of the zeta rows (DualBlockLU), tied to this very matrix
         self._jac_parts = (J, (c / St) * p, la1, e1)
         return J
 
@@ -385,9 +374,12 @@ class DualFlow(Flow):
         return out[:N].astype(float) * (scales[0] * x2), out[N:].astype(float) * (scales[1] * x2)
 
     def _solver(self, mode):
-        if self.method == "Radau":
-            return partial(DualRadau, fun_stages=self.fun_stages, flow=self), self.fun_xi, self.jac_xi
-        return METHODS[self.method], self.fun_xi, self.jac_xi
+        # one right-hand side in every mode (no double-double variant of the dual pass)
+        if self.method != "Radau":
+            return METHODS[self.method], self.fun_xi, self.jac_xi, None
+        cls = partial(ThetaRadau, fun_stages=self.fun_stages, jac_theta=JAC_THETA)
+        return cls, self.fun_xi, self.jac_xi, DualBlockLU(lambda: self._jac_parts,
+                                                    self._dense_lu(mode) or DenseLU())
 
     def fun(self, sigma, z):  # mode 0 is never used (``_mode``)
         raise AssertionError("DualFlow has no mode-0 state")

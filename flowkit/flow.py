@@ -69,24 +69,25 @@ import time
 from functools import partial
 
 import numpy as np
-from scipy.integrate import BDF, DOP853, LSODA, RK23, RK45
+from scipy.integrate import DOP853, LSODA, RK23, RK45
 from scipy.integrate._ivp.radau import MU_REAL
 from scipy.optimize import bisect
 
 from ._kernels import flow as K
 from .exceptions import IntegrationError, NumericalRangeError, ParameterError
 from .clock import RATE_ENTER, PlateauClock, sigma_rate
-from .linalg import EquilibratedLU
+from .bdf import OperatorBDF
+from .linalg import EquilibratedLU, StructuredLU
 from .radau import ThetaRadau, resume
 from .select import primal_linalg, structured_pays
-from .structured import JacobianXi, Jacobian0, StructuredBDF, StructuredRadau
+from .structured import JAC_THETA, JacobianXi, Jacobian0
 
 __all__ = ["Flow", "IntegrationError", "METHODS", "GAMMA_START", "TIME_SWITCH", "XI_SWITCH"]
 
-METHODS = {"Radau": ThetaRadau, "BDF": BDF, "LSODA": LSODA, "RK45": RK45, "RK23": RK23, "DOP853": DOP853}
+METHODS = {"Radau": ThetaRadau, "BDF": OperatorBDF, "LSODA": LSODA, "RK45": RK45, "RK23": RK23, "DOP853": DOP853}
 IMPLICIT = {"Radau", "BDF", "LSODA"}
 # Implicit methods that can run on structured Jacobians (structured.py)
-STRUCTURED = {"Radau": StructuredRadau, "BDF": StructuredBDF}
+STRUCTURED = {"Radau": partial(ThetaRadau, jac_theta=JAC_THETA), "BDF": OperatorBDF}
 
 
 # The flow starts at gamma~ = 1e-14 from the exact solution with p frozen at its
@@ -437,7 +438,7 @@ class Flow:
             counts = [getattr(live, k, 0) for k in _COUNTS]
             resume(live, self._clock_span(target, mode))
             return self._steps(live, target, final, stats, counts, mode)
-        cls, fun, jac = self._solver(mode)
+        cls, fun, jac, linalg = self._solver(mode)
         self._anchor = (hi, lo) if mode >= 1 else (0.0, 0.0)
         if mode >= 1:
             fun, jac = _anchored(fun, hi, lo), _anchored(jac, hi, lo)
@@ -448,9 +449,9 @@ class Flow:
         options = {"rtol": self.rtol, "atol": atol}
         if self.method in IMPLICIT:
             options["jac"] = jac
+        if linalg is not None:
+            options["linalg"] = linalg
         radau = _is_radau(cls)
-        if radau and mode == 2 and not self.structured:  # the xi rows of J are ~gamma~ times the y rows (linalg.py)
-            options["linalg"] = EquilibratedLU()
         if radau and mode >= 1 and self.method in IMPLICIT:
             options["jac"], options["scale"] = self._floored(options["jac"], atol)
         t0, t1 = (sigma, target) if mode == 0 else (0.0, self._clock_span(target, mode))
@@ -558,10 +559,16 @@ class Flow:
         return jac_floor, scale
 
     def _solver(self, mode):
-        """(solver class, fun, jac) for the state variables of ``mode``."""
+        """(solver class, fun, jac, linear-algebra operator or None: the solver's default)
+        for the state variables of ``mode``."""
         fun = (self.fun, self.fun_xi, self.fun_xi_dd)[mode]
         if self.structured:
             jac = self.jac_structured if mode == 0 else self.jac_xi_structured
-            return STRUCTURED[self.method], fun, jac
+            return STRUCTURED[self.method], fun, jac, StructuredLU()
         jac = self.jac if mode == 0 else self.jac_xi
-        return METHODS[self.method], fun, jac
+        return METHODS[self.method], fun, jac, self._dense_lu(mode)
+
+    def _dense_lu(self, mode):
+        """Radau's dense operator: past TIME_SWITCH the xi rows of J are ~gamma~ times the y
+        rows (linalg.EquilibratedLU)."""
+        return EquilibratedLU() if (self.method == "Radau" and mode == 2) else None

@@ -1,5 +1,6 @@
 """Radau IIA as flowkit runs it: scipy's solver with its Jacobian-refresh threshold as a
-parameter, LU straight from LAPACK, and an optional starting Jacobian.
+parameter, its linear algebra an operator, its error weights and stage evaluations
+optionally the caller's.
 
 ``jac_theta``: after an accepted step whose Newton iteration needed more than two
 iterations, the Jacobian is re-evaluated when the convergence rate exceeded ``jac_theta``.
@@ -11,7 +12,9 @@ default here) the steps are scipy's, operation for operation: ``_step_impl`` is 
 Robertson's problem).
 
 ``linalg``: the operator (flowkit.linalg) that factors and solves Radau's two linear
-systems; default ``DenseLU``, scipy's own LAPACK calls.
+systems mu I - J; default ``DenseLU``, scipy's own LAPACK calls on scipy's own matrix.
+
+``scale``: the error weights, ``scale(solver, y, y_new, h_abs)``; default scipy's.
 
 ``fun_stages``: the right-hand side at Radau's three stages at once, F = fun_stages(ts, Y)
 for Y of shape (3, n): a right-hand side that passes over large data reads it once for the
@@ -26,30 +29,28 @@ from scipy.integrate._ivp.common import norm
 from scipy.integrate._ivp.radau import (C, E, MAX_FACTOR, MIN_FACTOR, MU_COMPLEX, MU_REAL,
                                         NEWTON_MAXITER, T, TI, TI_COMPLEX, TI_REAL, predict_factor)
 
-from .linalg import DenseLU
+from .linalg import OperatorSolver
 
 __all__ = ["ThetaRadau", "resume"]
 
 
-class ThetaRadau(Radau):
-    """scipy's Radau IIA with ``jac_theta``, ``fun_stages`` (module docstring) and its LU calls
-    made straight to LAPACK: the same getrf/getrs that ``lu_factor``/``lu_solve`` call (so
-    the same numbers), without their argument checks, which cost about a third of a step
-    on the small systems flowkit solves."""
+class ThetaRadau(OperatorSolver, Radau):
+    """scipy's Radau IIA with ``jac_theta``, ``linalg``, ``scale`` and ``fun_stages`` (module
+    docstring).  The default operator calls the same getrf/getrs that ``lu_factor``/
+    ``lu_solve`` call (so the same numbers), without their argument checks, which cost
+    about a third of a step on the small systems flowkit solves."""
 
     jac_theta = 1e-3
 
-    def __init__(self, *args, fun_stages=None, linalg=None, scale=None, **kwargs):
+    def __init__(self, fun, t0, y0, t_bound, *, fun_stages=None, linalg=None, scale=None,
+                 jac_theta=None, **kwargs):
         self._fun_stages = fun_stages
         self._scale_fn = scale
-        super().__init__(*args, **kwargs)
-        ops = DenseLU() if linalg is None else linalg
-
-        def lu(A):
-            self.nlu += 1
-            return ops.factor(A)
-
-        self.lu, self.solve_lu = lu, ops.solve
+        if jac_theta is not None:
+            self.jac_theta = jac_theta
+        self._init_ops(linalg)
+        super().__init__(fun, t0, y0, t_bound, **kwargs)
+        self._after_init()
 
     def _scale(self, y, y_new, h_abs):
         """The error weights of a step of size h_abs from y to y_new (y_new = y: Newton's),
@@ -72,7 +73,7 @@ class ThetaRadau(Radau):
     def _collocate(self, t, y, h, Z0, scale, tol, LU_real, LU_complex):
         # scipy 1.17 radau.solve_collocation_system; the one change: the three stage
         # evaluations go through ``_stages``
-        solve_lu = self.solve_lu
+        solve_lu = self._solve
         M_real = MU_REAL / h
         M_complex = MU_COMPLEX / h
 
@@ -195,8 +196,8 @@ class ThetaRadau(Radau):
             converged = False
             while not converged:
                 if LU_real is None or LU_complex is None:
-                    LU_real = self.lu(MU_REAL / h * self.I - J)
-                    LU_complex = self.lu(MU_COMPLEX / h * self.I - J)
+                    LU_real = self._factor(J, MU_REAL / h)
+                    LU_complex = self._factor(J, MU_COMPLEX / h)
 
                 converged, n_iter, Z, rate = self._collocate(
                     t, y, h, Z0, scale, self.newton_tol, LU_real, LU_complex)
@@ -218,14 +219,14 @@ class ThetaRadau(Radau):
 
             y_new = y + Z[-1]
             ZE = Z.T.dot(E) / h
-            error = self.solve_lu(LU_real, f + ZE)
+            error = self._solve(LU_real, f + ZE)
             scale = self._scale(y, y_new, h_abs)
             error_norm = norm(error / scale)
             safety = 0.9 * (2 * NEWTON_MAXITER + 1) / (2 * NEWTON_MAXITER
                                                        + n_iter)
 
             if rejected and error_norm > 1:
-                error = self.solve_lu(LU_real, self.fun(t, y + error) + ZE)
+                error = self._solve(LU_real, self.fun(t, y + error) + ZE)
                 error_norm = norm(error / scale)
 
             if error_norm > 1:

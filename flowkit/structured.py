@@ -42,26 +42,29 @@ the factorised matrix is an approximation of mu I - J (a Newton-iteration matrix
 Radau's stale Jacobians make approximate anyway); ``exact = True`` forms the Gram matrix
 of rho / (mu - delta) per shift instead.
 
-``StructuredRadau`` / ``StructuredBDF`` are scipy's Radau and BDF with ``J``, ``I``, ``lu`` and
-``solve_lu`` replaced so that ``mu * I - J`` (Radau) and ``I - c * J`` (BDF) stay structured and
-"LU" is the factorisation above.  Every use of them in scipy (Newton iterations, the error
-estimate, the Jacobian refresh) goes through those four names; the first-step selection uses
-only the right-hand side.
+The solvers see these Jacobians through ``linalg.StructuredLU`` (``factor(J, mu)`` is
+``J.factor(mu)``, a ``_Woodbury0`` or ``_SchurXi``), passed to radau.ThetaRadau or
+bdf.OperatorBDF as ``linalg=``; the first-step selection uses only the right-hand side.
 """
 from __future__ import annotations
 
 import math
 
 import numpy as np
-from scipy.integrate import BDF
 from scipy.linalg.blas import dsyrk
 from scipy.linalg.lapack import dgetrf, dgetrs, zgetrf, zgetrs
-from scipy.sparse import csc_matrix
 
 from ._kernels import flow as K
-from .radau import ThetaRadau
 
-__all__ = ["Jacobian0", "JacobianXi", "StructuredRadau", "StructuredBDF", "IDENTITY", "gram"]
+__all__ = ["Jacobian0", "JacobianXi", "JAC_THETA", "gram"]
+
+# Radau's Jacobian refresh threshold (radau.ThetaRadau) on structured Jacobians: a Jacobian
+# costs a Gram matrix, O(N² d), as much as ~20 right-hand sides at N = 200.  Measured on
+# planted_sparse data, D = 2, N = 200, d = 10,000, gamma~ = 1e6: 3e-2 saves 2/3 of the
+# Jacobians (282 instead of 894) for 12% more right-hand sides, 6% of the CPU time; at
+# N = 100 (Jacobians 4x cheaper against a right-hand side) it is a tie, and 0.1 costs more
+# right-hand sides than it saves.
+JAC_THETA = 3e-2
 
 
 # -- products with Xt that never form a complex copy of Xt ---------------------------------
@@ -123,66 +126,8 @@ def _getrs(LU, b):
     return dgetrs(lu, piv, b)[0]
 
 
-# -- the identity and scaled Jacobians as scipy's solvers combine them ----------------------
-
-class _Identity:
-    """s I, as ``self.I`` of scipy's Radau (``mu * I - J``) and BDF (``I - c * J``)."""
-
-    __array_ufunc__ = None  # numpy scalars defer to __rmul__
-
-    def __init__(self, s=1.0):
-        self.s = s
-
-    def __rmul__(self, c):
-        return _Identity(c * self.s)
-
-    __mul__ = __rmul__
-
-    def __sub__(self, other):
-        if isinstance(other, _Scaled):       # s I - c J = c ((s/c) I - J)
-            return _Shifted(other.jac, self.s / other.c, other.c)
-        if isinstance(other, _Structured):   # s I - J
-            return _Shifted(other, self.s, 1.0)
-        return NotImplemented
-
-
-IDENTITY = _Identity()
-
-
-class _Scaled:
-    __array_ufunc__ = None
-
-    def __init__(self, jac, c):
-        self.jac, self.c = jac, c
-
-
-class _Shifted:
-    """scale * (mu I - J), factorised on demand by ``factor`` (the solvers' ``lu``)."""
-
-    def __init__(self, jac, mu, scale):
-        self.jac, self.mu, self.scale = jac, mu, scale
-
-    def factor(self):
-        return _Scaledsolve(self.jac.factor(self.mu), self.scale)
-
-
-class _Scaledsolve:
-    def __init__(self, fact, scale):
-        self.fact, self.scale = fact, scale
-
-    def solve(self, r):
-        return self.fact.solve(r / self.scale if self.scale != 1.0 else r)
-
-
 class _Structured:
-    """Common part: shape, scalar multiplication, matvec / dense / factor interface."""
-
-    __array_ufunc__ = None
-
-    def __rmul__(self, c):
-        return _Scaled(self, c)
-
-    __mul__ = __rmul__
+    """Common part: shape, matvec / dense / factor interface."""
 
     @property
     def shape(self):
@@ -242,7 +187,7 @@ class _Structured:
 # Truncation of the shift series in ``_Structured._products``: the relative accuracy of the
 # Gram term of the factorised Newton matrix.  The Newton iteration and the error estimate use
 # that matrix only as an approximation -- Radau keeps a Jacobian until the Newton rate it
-# causes exceeds StructuredRadau.jac_theta (3e-2), i.e. tolerates relative errors of a few
+# causes exceeds JAC_THETA (3e-2), i.e. tolerates relative errors of a few
 # percent from staleness -- so 1e-3 (mostly one term in flows, one Gram matrix per Jacobian)
 # costs no Newton iterations; 0 forces the full series / exact Gram matrix.
 SHIFT_RTOL = 1e-3
@@ -396,54 +341,3 @@ class _SchurXi:
         if J.n > d + N:
             x[-1] = r[-1] / (self.mu - J.jww)
         return x
-
-
-# -- scipy's implicit solvers on structured Jacobians -----------------------------------------
-
-class _StructuredSolver:
-    """Mixin for scipy's Radau and BDF: ``jac(t, y)`` returns a ``_Structured`` Jacobian.
-
-    The parent's __init__ is handed an empty sparse placeholder for J, so that it takes its
-    sparse branch (an O(n) sparse identity instead of a dense n x n one -- 0.8 GB at
-    d = 10,000); ``J``, ``I``, ``lu`` and ``solve_lu`` are then replaced."""
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.J = self._structured_J
-        self.I = IDENTITY
-
-        def lu(A):
-            self.nlu += 1
-            return A.factor()
-
-        def solve_lu(LU, b):
-            return LU.solve(b)
-
-        self.lu, self.solve_lu = lu, solve_lu
-
-    def _validate_jac(self, jac, sparsity):
-        if not callable(jac):
-            raise TypeError("a structured solver needs a callable jac(t, y)")
-        self._structured_J, self.njev = jac(self.t, self.y), 1
-
-        def jac_wrapped(t, y, _=None):
-            self.njev += 1
-            return jac(t, y)
-
-        return jac_wrapped, csc_matrix((self.n, self.n))
-
-
-class StructuredRadau(_StructuredSolver, ThetaRadau):
-    """scipy's Radau IIA with structured linear algebra (module docstring), refreshing its
-    Jacobian less eagerly (``flowkit.radau.ThetaRadau``): a Jacobian costs a Gram matrix,
-    O(N² d), as much as ~20 right-hand sides at N = 200.  ``jac_theta = 3e-2``:
-    measured on planted_sparse data, D = 2, N = 200, d = 10,000, gamma~ = 1e6, it saves
-    2/3 of the Jacobians (282 instead of 894) for 12% more right-hand sides, 6% of the
-    CPU time; at N = 100 (Jacobians 4x cheaper against a right-hand side) it is a tie,
-    and 0.1 costs more right-hand sides than it saves."""
-
-    jac_theta = 3e-2
-
-
-class StructuredBDF(_StructuredSolver, BDF):
-    """scipy's BDF with structured linear algebra (module docstring)."""

@@ -174,9 +174,10 @@ def test_far_trial_state_d2():
 
 @pytest.mark.parametrize("mu", [3.7, 2.1 + 1.3j, 4e3])
 def test_block_lu_equals_dense_solve(mu):
-    """DualRadau's block elimination (Sherman-Morrison on zeta, Schur complement on xi)
+    """The dual block elimination (Sherman-Morrison on zeta, Schur complement on xi)
     solves (mu I - J) x = b like LAPACK on the whole matrix."""
-    from flowkit.dual import _BlockLU
+    from flowkit.dual import DualBlockLU, _BlockLU
+    from flowkit.linalg import DenseLU
     P = _problem(7, 120, 3, seed=5)
     dual = DualFlow(P)
     s = math.log(300.0)
@@ -188,6 +189,16 @@ def test_block_lu_equals_dense_solve(mu):
     x = _BlockLU(A.copy(), dual._jac_parts[1:]).solve(b)
     assert np.max(np.abs(A @ x - b)) <= 1e-12 * np.max(np.abs(b)) * np.linalg.cond(A)
     assert np.allclose(x, np.linalg.solve(A, b), rtol=1e-10, atol=1e-13 * np.max(np.abs(x)))
+    # as the solver's operator: the block path for the newest Jacobian only (its factors are
+    # those of that very matrix), the fallback for any other, same solution either way
+    ops = DualBlockLU(lambda: dual._jac_parts, DenseLU())
+    F = ops.factor(J, mu)
+    assert isinstance(F, _BlockLU)
+    older = J.copy()
+    G = ops.factor(older, mu)
+    assert not isinstance(G, _BlockLU)
+    np.testing.assert_allclose(ops.solve(F, b.copy()), ops.solve(G, b.copy()), rtol=1e-10,
+                               atol=1e-13 * np.max(np.abs(x)))
 
 
 @pytest.mark.parametrize("D,d", [(2, 61), (3, 60), (5, 7)])

@@ -98,19 +98,20 @@ def test_offset_rates_against_mpmath(D):
 
 def test_equilibrated_lu_on_rows_of_very_different_scale():
     rng = np.random.default_rng(0)
-    n = 8
-    A = rng.normal(size=(n, n)) + 5 * np.eye(n)
+    n, mu = 8, 5.0
+    J = rng.normal(size=(n, n))
     x = rng.normal(size=n)
+    A = mu * np.eye(n) - J
     for ops in (DenseLU(), EquilibratedLU()):  # well scaled: both solve it
-        assert np.allclose(ops.solve(ops.factor(A.copy()), A @ x), x, rtol=1e-12)
-    # rows 4.. scaled by 1e25, as the flow's offset rows are by gamma~, with the O(1) rows
-    # coupled to the big ones through one small entry: partial pivoting on the raw matrix
-    # leaves ~eps 1e25 of backward error in the small rows
-    big = A.copy()
+        assert np.allclose(ops.solve(ops.factor(J, mu), A @ x), x, rtol=1e-12)
+    # rows 4.. of J scaled by 1e25, as the flow's offset rows are by gamma~, with the O(1)
+    # rows coupled to the big ones through one small entry: partial pivoting on the raw
+    # matrix leaves ~eps 1e25 of backward error in the small rows
+    big = J.copy()
     big[4:] *= 1e25
-    b = big @ x
+    b = (mu * np.eye(n) - big) @ x
     eq = EquilibratedLU()
-    assert np.allclose(eq.solve(eq.factor(big.copy()), b.copy()), x, rtol=1e-10)
+    assert np.allclose(eq.solve(eq.factor(big, mu), b.copy()), x, rtol=1e-10)
 
 
 @pytest.mark.parametrize("mu", [1.0, 0.2, 0.05, 0.01])

@@ -1,9 +1,10 @@
 """Engine selection (flowkit/select.py) and the Radau step flowkit forks from scipy."""
 import numpy as np
 import pytest
-from scipy.integrate import Radau
+from scipy.integrate import BDF, Radau
 
 import flowkit
+from flowkit.bdf import OperatorBDF
 from flowkit.exceptions import IntegrationError, ParameterError
 from flowkit.problem import Problem
 from flowkit.radau import ThetaRadau
@@ -101,3 +102,49 @@ def test_theta_radau_equals_scipy_radau_step_for_step(jac):
     assert b.status == a.status == "finished"
     assert (b.nfev, b.njev, b.nlu) == (a.nfev, a.njev, a.nlu)
     assert steps > 50
+
+
+@pytest.mark.parametrize("jac", [_robertson_jac, None])
+def test_operator_bdf_equals_scipy_bdf_step_for_step(jac):
+    """flowkit's BDF (its linear algebra an operator, flowkit.linalg) is scipy's, step for
+    step, with the default dense operator."""
+    args = (_robertson, 0.0, np.array([1.0, 0.0, 0.0]), 1e5)
+    opts = {"rtol": 1e-8, "atol": [1e-10, 1e-14, 1e-10], "jac": jac}
+    a, b = BDF(*args, **opts), OperatorBDF(*args, **opts)
+    steps = 0
+    while a.status == "running":
+        a.step()
+        b.step()
+        steps += 1
+        assert b.t == a.t
+        np.testing.assert_array_equal(b.y, a.y)
+    assert b.status == a.status == "finished"
+    assert (b.nfev, b.njev, b.nlu) == (a.nfev, a.njev, a.nlu)
+    assert steps > 50
+
+
+def test_solvers_use_only_the_operator():
+    """The forks factor and solve through ``linalg`` alone: an operator that counts its calls
+    sees every factorisation the solver reports, and scipy's own ``lu``/``solve_lu``/``I``
+    are gone (nothing can bypass the operator)."""
+    from flowkit.linalg import DenseLU
+
+    class Counting(DenseLU):
+        factors = solves = 0
+
+        def factor(self, J, mu, c=1.0):
+            Counting.factors += 1
+            return super().factor(J, mu, c)
+
+        def solve(self, F, b):
+            Counting.solves += 1
+            return super().solve(F, b)
+
+    for cls in (ThetaRadau, OperatorBDF):
+        Counting.factors = Counting.solves = 0
+        s = cls(_robertson, 0.0, np.array([1.0, 0.0, 0.0]), 1e3, rtol=1e-6, atol=1e-10,
+                jac=_robertson_jac, linalg=Counting())
+        while s.status == "running":
+            s.step()
+        assert s.lu is None and s.solve_lu is None and s.I is None
+        assert Counting.factors == s.nlu > 10 and Counting.solves > s.nlu
