@@ -56,8 +56,8 @@ the xi rows of the Jacobian are ~gamma~ times its y rows.
 Past XI_SWITCH the solver's clock is sigma less a double-double anchor (``Flow._run``: a
 sample joining the support needs steps ~1/gamma~, below sigma's own spacing past ~1e13),
 and Radau's error weights are kept above Newton's rounding floor (``Flow._floored``).
-With both, 42 of 42 probe runs (seven data sets, D = 2, 3, 5, alpha = 1e3, 1e4) reach
-gamma~ = 1e30; 33 did before.
+With both, 42 of 42 probe runs (benchmarks/join_probe.py: seven data sets, D = 2, 3, 5,
+alpha = 1e3, 1e4) reach gamma~ = 1e30; 26 did before.
 
 Saved states are (y, omega, xi), d + 1 + N numbers, whatever the regime: below the
 switch xi is recomputed from y, above it omega comes from its asymptotic form.
@@ -120,6 +120,11 @@ REANCHOR = 1e-9
 # counts as landing on the support: its gap closing within LANDING units of sigma, at a rate
 # above LANDING_NOISE gamma~ (the rates' own noise is ~eps gamma~ |x| |y| ~ 1e-14 gamma~).
 NOISE_MARGIN = 1e6
+# ... and a step is rejected where an offset that is not landing plunges by more than
+# GAP_DROP into the band GAP_ACTIVE above the support, where its softmax weight e^{-gap}
+# is above rounding (Flow._floored)
+GAP_ACTIVE = 40.0
+GAP_DROP = 3.0
 LANDING = 1.0
 LANDING_NOISE = 1e-9
 _EPS = np.finfo(float).eps
@@ -527,12 +532,18 @@ class Flow:
           (|J_nn| + mu/h) (mu = Radau's real eigenvalue, h the step).  The offsets' rates
           gamma~ (a - pᵀa + Lambda) depend on y with slopes ~gamma~ |x|, so y's own rounding
           moves them by ~eps gamma~ |x| |y|, a noise in the state that no evaluation in any
-          precision removes; a stiff component settles only to nu_n.
+          precision removes; a stiff component settles only to nu_n;
+        * in a step's error test, an offset that is not landing and falls by more than
+          ``GAP_DROP`` to a gap below ``GAP_ACTIVE`` keeps scipy's weight, so the step is
+          rejected.  Such an offset moves by noise alone (its weight above lets it), and
+          once it plunged from 35 to 6 in one step (kink, D = 2, alpha = 1e4, gamma~ =
+          1e24), into a state where its pull back is ~1e21 per unit of sigma and e^{-gap}
+          too curved for Newton's four iterations: the run died there.
 
         Measured: with the plain weights Newton stalled on a support offset at gamma~ ~ 3e18
         (fig4a, D = 2, alpha = 1e4) and on an offset sitting 12-28 above the support from
         1.5e13 on (kink, D = 2, alpha = 1e3); with these, 42 of 42 runs to gamma~ = 1e30
-        (7 datasets x D in {2, 3, 5} x alpha in {1e3, 1e4}) complete, 33 did before."""
+        (benchmarks/join_probe.py) complete."""
         rtol, ny, N = self.rtol, self._ny, self.problem.n_samples
         hi, lo = self._anchor
         floor = [None]
@@ -550,11 +561,16 @@ class Flow:
             rel = rate - rate[k]
             gap = xi - xi[k]
             landing = rel < -np.maximum(gap / LANDING, LANDING_NOISE * math.exp(hi + lo + solver.t))
-            gap[landing] = 0.0
-            s[ny:ny + N] *= np.exp(np.minimum(gap, 300.0))
+            plain = s[ny:ny + N].copy()
+            s[ny:ny + N] *= np.exp(np.minimum(np.where(landing, 0.0, gap), 300.0))
             if floor[0] is not None:
                 noise, diag = floor[0]
                 np.maximum(s, NOISE_MARGIN * noise / (diag + MU_REAL / h_abs), out=s)
+            if z_new is not z:  # the error test of a step: no plunge into the active band
+                xn = z_new[ny:ny + N]
+                gap_new = xn - np.min(xn)
+                plunge = ~landing & (gap_new < GAP_ACTIVE) & (gap - gap_new > GAP_DROP)
+                s[ny:ny + N][plunge] = plain[plunge]
             return s
         return jac_floor, scale
 

@@ -171,14 +171,18 @@ def _planted(seed, n=6, d=4):
     return X, np.sign(X @ rng.standard_normal(d))
 
 
-@pytest.mark.parametrize("name, alpha, tol", [("kink", 1e3, 1e-11), ("planted", 1e3, 1e-7)])
+@pytest.mark.parametrize("name, alpha, tol", [("kink", 1e3, 1e-11), ("kink", 1e4, 1e-11),
+                                             ("planted", 1e3, 1e-7)])
 def test_supports_joining_past_1e13_reach_gamma_1e30(name, alpha, tol):
     """A sample joins the support at gamma~ ~ 1e13-1e14 (before: "more than 50000 steps" at
     1.6e13 on kink, "step size less than spacing" at 1.3e14 on the planted data): its offset
     lands within ~1/gamma~ of sigma (the anchored clock of Flow._run) and an offset that sits
     ~28 above the support at 1e24 is noise ~eps gamma~ |x| |y| to Newton (its error weight,
-    Flow._floored).  At gamma~ = 1e30, w_hat is the Q_mu point of mu = alpha^2/gamma~ =
-    1e-24 (Theorem 6; solve_q, a convex program) to its finite-alpha distance."""
+    Flow._floored).  On kink at alpha = 1e4 that offset, driven by the same noise, once
+    plunged from a gap of 35 to 6 in one accepted step and Newton could not leave the stiff
+    state it landed in (failed at 1.02e24): such a step is now rejected.  At gamma~ = 1e30,
+    w_hat is the Q_mu point of mu = alpha^2/gamma~ (Theorem 6; solve_q, a convex program) to
+    its finite-alpha distance (kink: 2e-13 to 4e-12, the noise of that offset's path)."""
     X, y = flowkit.datasets.load("kink") if name == "kink" else _planted(2)
     tr = flowkit.integrate(X, y, depth=2, alpha=alpha, gamma=1e30)
     assert tr.stats["invariants"]["gamma_consistency"] < 1e-11
