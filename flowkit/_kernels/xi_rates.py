@@ -110,6 +110,13 @@ def xi_rates(sigma, y, xi, Xt, D, A, out):
         th, tl = dd.mul(qg_h[i], qg_l[i], gh, gl)
         Sh, Sl = dd.add(Sh, Sl, th, tl)
 
+    if not Sh > 0.0:
+        # a Newton trial state far out (y ~ 1e20, xi ~ 1e49: every q g² underflows): the
+        # rates are undefined there, and NaN makes the solver reject the trial; dividing
+        # would raise ZeroDivisionError out of the compiled code instead
+        for k in range(3 * N):
+            out[k] = math.nan
+        return
     # a = Xt(q g)/S and pᵀa
     a_h = np.empty(N)
     a_l = np.empty(N)
