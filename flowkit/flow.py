@@ -120,6 +120,8 @@ REANCHOR = 1e-9
 # counts as landing on the support: its gap closing within LANDING units of sigma, at a rate
 # above LANDING_NOISE gamma~ (the rates' own noise is ~eps gamma~ |x| |y| ~ 1e-14 gamma~).
 NOISE_MARGIN = 1e6
+# ... where an off-support offset's weight starts to carry its softmax weight (Flow._floored)
+GAP_WEIGHT_FROM = 1e10
 # ... and a step is rejected where an offset that is not landing plunges by more than
 # GAP_DROP into the band GAP_ACTIVE above the support, where its softmax weight e^{-gap}
 # is above rounding (Flow._floored)
@@ -521,13 +523,22 @@ class Flow:
         """(jac, scale) for Radau past XI_SWITCH: the Jacobian callable, which also records
         the rounding floor of Newton's iterates at it, and the error weights that go with it.
 
-        The weights are scipy's, atol + rtol |z|, with two changes on the offsets xi:
+        The weights are scipy's, atol + rtol |z|, with three changes on the offsets xi:
 
-        * an offset xi_n above the support (gap G_n = xi_n - min xi) reaches y only through
-          its softmax weight, relative e^{-G_n}: its weight is divided by that (at most by
-          e^300), except while it is landing (its gap closing faster than G_n / ``LANDING``
-          per unit of sigma, and faster than ``LANDING_NOISE`` gamma~, above the noise
-          below), when the time of its landing needs its plain relative accuracy;
+        * past gamma~ = ``GAP_WEIGHT_FROM``, an offset xi_n above the support (gap G_n =
+          xi_n - min xi), which reaches y only through its softmax weight, relative
+          e^{-G_n}, has its weight multiplied by e^{G_n} (at most e^300), except while it is
+          landing (its gap closing faster than G_n / ``LANDING`` per unit of sigma, and
+          faster than ``LANDING_NOISE`` gamma~, above the noise below).  A trade of digits
+          for steps: the far offsets grow like e^sigma and, held to rtol, cost ~200 steps
+          per decade of gamma~ against ~20 (the save grid), and an offset ~30 above the
+          support on kink moves by rounding noise that plain weights resolve only with
+          ~40,000 steps in the decade 1e20 (kink, D = 2, alpha = 1e3 to 1e30: 48,817 steps,
+          w_hat 2.8e-17 from the Q_mu point; with the multiplier, 2,867 steps and 2.2e-13).
+          The cost in digits is an offset that leaves and comes back: fig4a, D = 2,
+          alpha = 10 (a sample 1,100 above the support at gamma~ = 5e4 joins it at 2.3e5)
+          had w_hat 7.7e-13 from the reference with the multiplier at every gamma~,
+          1.9e-15 without; hence the threshold;
         * no weight falls below ``NOISE_MARGIN`` times the floor nu_n = eps (|J| |z|)_n /
           (|J_nn| + mu/h) (mu = Radau's real eigenvalue, h the step).  The offsets' rates
           gamma~ (a - pᵀa + Lambda) depend on y with slopes ~gamma~ |x|, so y's own rounding
@@ -540,10 +551,8 @@ class Flow:
           1e24), into a state where its pull back is ~1e21 per unit of sigma and e^{-gap}
           too curved for Newton's four iterations: the run died there.
 
-        Measured: with the plain weights Newton stalled on a support offset at gamma~ ~ 3e18
-        (fig4a, D = 2, alpha = 1e4) and on an offset sitting 12-28 above the support from
-        1.5e13 on (kink, D = 2, alpha = 1e3); with these, 42 of 42 runs to gamma~ = 1e30
-        (benchmarks/join_probe.py) complete."""
+        Measured on benchmarks/join_probe.py (42 runs to gamma~ = 1e30): all complete, in
+        144,068 steps; the session-7 weights completed 26."""
         rtol, ny, N = self.rtol, self._ny, self.problem.n_samples
         hi, lo = self._anchor
         floor = [None]
@@ -560,9 +569,11 @@ class Flow:
             k = int(np.argmin(xi))
             rel = rate - rate[k]
             gap = xi - xi[k]
-            landing = rel < -np.maximum(gap / LANDING, LANDING_NOISE * math.exp(hi + lo + solver.t))
+            gam = math.exp(hi + lo + solver.t)
+            landing = rel < -np.maximum(gap / LANDING, LANDING_NOISE * gam)
             plain = s[ny:ny + N].copy()
-            s[ny:ny + N] *= np.exp(np.minimum(np.where(landing, 0.0, gap), 300.0))
+            if gam > GAP_WEIGHT_FROM:
+                s[ny:ny + N] *= np.exp(np.minimum(np.where(landing, 0.0, gap), 300.0))
             if floor[0] is not None:
                 noise, diag = floor[0]
                 np.maximum(s, NOISE_MARGIN * noise / (diag + MU_REAL / h_abs), out=s)

@@ -203,3 +203,16 @@ def test_depth_3_support_joining_at_7e13():
     assert far.stats["invariants"]["gamma_consistency"] < 1e-11
     d_near, d_far = (np.linalg.norm(t.w_hat[-1] - ref.w) for t in (near, far))
     assert d_far == pytest.approx(d_near, rel=1e-3) and d_far > 1e-3
+
+
+def test_far_trial_state_gives_nan_rates_not_an_exception():
+    """A Newton trial state met on fig4a, D = 5, alpha = 1e4 (y ~ -1e20, xi ~ 1e49) where
+    every q g² underflows: the double-double offset rates are NaN (the solver rejects the
+    trial), not a ZeroDivisionError raised from the compiled kernel."""
+    X, y = flowkit.datasets.load("fig4a")
+    P = Problem.build(X, y, 5, 1e4)
+    z = np.array([float.fromhex(h) for h in (
+        "-0x1.3c859d18457d9p+67", "-0x1.17bc5a7894c52p+52", "-0x1.28528ba29c135p+53",
+        "0x1.4bafddbbd2ec9p+123", "0x1.1a456c8aa5c81p+163", "0x1.1a456c8aa4c3ep+163")])
+    f = K.xi_rhs_dd(66.33230158725252, z, P.Xt, 5.0, P.log_alpha_D)
+    assert not np.all(np.isfinite(f))
