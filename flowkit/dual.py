@@ -39,7 +39,7 @@ thread).
 Precision.  D = 2 maps zeta to y without loss.  For D > 2 the map goes through
 1 - |t| = e^{-a delta}, which float64 holds to relative eps, so w carries relative
 error ~(D/a) eps (w/alpha^D)^{a/D}: 7e-14 at D = 3, w = 1e6 alpha^D; 2e-11 at D = 10.
-``dual_pays`` uses the dual form only where this stays below rtol/10.
+``select.dual_pays`` uses the dual form only where this stays below rtol/10.
 
 States are saved in flow.py's layout (y, omega, xi), so a DualFlow's Trajectory, its
 store records and ``at()`` are those of a Flow; y -> zeta (``_import``) is a least-squares
@@ -64,9 +64,8 @@ from .exceptions import ParameterError
 from .flow import METHODS, TIME_SWITCH, XI_ATOL_MIN, Flow
 from .linalg import DenseLU
 from .radau import ThetaRadau
-from .select import dual_pays  # noqa: F401 - chosen in select.py, re-exported
 
-__all__ = ["DualFlow", "dual_pays"]
+__all__ = ["DualFlow", "DualBlockLU"]
 
 
 

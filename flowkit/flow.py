@@ -32,7 +32,7 @@ Linear algebra (``linalg``): the Jacobian is diagonal plus low rank in the featu
 every coupling between features runs through the N samples (math.md: the flow is a mirror
 flow of s = Xtᵀ nu) -- and ``structured.py`` factorises the implicit solvers' matrices
 mu I - J by Woodbury / a Schur complement of size N in O(N² d) time and O(N d) memory.
-``"auto"`` uses that for Radau and BDF when d >> N (``select.structured_pays``), and dense LAPACK
+``select.select`` uses that for Radau and BDF when d >> N (``structured_pays``), and dense LAPACK
 LU of the (d + 1 + N)-sized matrix, assembled from the same factors, otherwise.
 ``flowkit.integrate`` goes further when d >> N: it integrates the same flow in N unknowns
 (flowkit.dual.DualFlow, a subclass that reuses this driver through ``_ny``, ``_import``,
@@ -79,8 +79,7 @@ from .clock import RATE_ENTER, PlateauClock, sigma_rate
 from .bdf import OperatorBDF
 from .linalg import EquilibratedLU, StructuredLU
 from .radau import ThetaRadau, resume
-from .select import primal_linalg, structured_pays
-from .structured import JAC_THETA, JacobianXi, Jacobian0
+from .structured import JAC_THETA, JacobianXi, Jacobian0, structured_pays
 
 __all__ = ["Flow", "IntegrationError", "METHODS", "GAMMA_START", "TIME_SWITCH", "XI_SWITCH"]
 
@@ -88,6 +87,7 @@ METHODS = {"Radau": ThetaRadau, "BDF": OperatorBDF, "LSODA": LSODA, "RK45": RK45
 IMPLICIT = {"Radau", "BDF", "LSODA"}
 # Implicit methods that can run on structured Jacobians (structured.py)
 STRUCTURED = {"Radau": partial(ThetaRadau, jac_theta=JAC_THETA), "BDF": OperatorBDF}
+STRUCTURED_OR_DENSE = ("dense", "structured")
 
 
 # The flow starts at gamma~ = 1e-14 from the exact solution with p frozen at its
@@ -165,7 +165,7 @@ class Flow:
     plateau_clock = True
 
     def __init__(self, problem, *, method="Radau", rtol=1e-10, atol=None, max_steps=50_000,
-                 linalg="auto"):
+                 linalg="dense"):
         if method not in METHODS:
             raise ParameterError(f"unknown method {method!r}; choose one of {sorted(METHODS)}")
         if isinstance(rtol, bool) or not (isinstance(rtol, (int, float, np.floating)) and 1e-14 <= rtol < 1e-1):
@@ -175,9 +175,13 @@ class Flow:
         self.rtol = float(rtol)
         self.max_steps = int(max_steps)
         self._args = (problem.Xt, float(problem.depth), problem.log_alpha_D)
-        # structured linear algebra (structured.py) where it pays: O(N² d) per factorisation
-        # and O(N d) memory instead of O((d+N)³) and O((d+N)²); chosen in select.py
-        self.linalg = primal_linalg(problem, method, linalg)
+        # structured linear algebra (structured.py): O(N² d) per factorisation and O(N d)
+        # memory instead of O((d+N)³) and O((d+N)²); "auto" is resolved by select.select
+        if linalg not in STRUCTURED_OR_DENSE or (linalg == "structured" and method not in STRUCTURED):
+            raise ParameterError(f"Flow runs linalg 'dense', or 'structured' with method in "
+                                 f"{sorted(STRUCTURED)}; got linalg={linalg!r}, method={method!r} "
+                                 f"(flowkit.select chooses for linalg='auto')")
+        self.linalg = linalg
         self.structured = self.linalg == "structured"
         self.sigma0, self.z0 = self._initial_state()
         self.atol = self._resolve_atol(atol)

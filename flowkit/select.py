@@ -21,7 +21,11 @@ import math
 
 import numpy as np
 
+from .dual import DualFlow
 from .exceptions import ParameterError
+from .flow import Flow
+from .linearized import LinearizedFlow
+from .structured import structured_pays
 
 __all__ = ["select", "replay", "structured_pays", "dual_pays", "LINALG", "STRUCTURED_METHODS"]
 
@@ -33,16 +37,6 @@ _EPS = np.finfo(float).eps
 # are not rescaled (the primal kernels shift them by their largest exponent), so they must
 # stay far from overflow.
 _MAX_LOG_R = 230.0
-
-
-def structured_pays(n_samples, n_features):
-    """Whether the structured linear algebra (structured.py) beats dense LU for d features and
-    N samples: a dense Jacobian costs ~N d² flops to assemble and ~(d+N)³ to factorise,
-    O((d+N)²) per solve; a structured one ~N² d per Jacobian (Gram matrices), O(N³) per
-    factorisation and O(N d) per solve.  Measured: at N = 20, d = 300 the structured path is
-    3x faster, at N = 50, d = 1000 18x (benchmarks/RESULTS.md); below a few hundred unknowns
-    the dense path's lower overhead per step wins."""
-    return n_features >= 4 * (n_samples + 1) and n_features + n_samples >= 200
 
 
 def dual_pays(problem, gamma, rtol, method="Radau"):
@@ -89,10 +83,6 @@ def primal_linalg(problem, method, linalg):
 def select(problem, *, gamma, method="Radau", rtol=1e-10, atol=None, linalg="auto",
            model="nonlinear"):
     """(flow class, linear algebra) for a run to training accuracy ``gamma``."""
-    from .dual import DualFlow
-    from .flow import Flow
-    from .linearized import LinearizedFlow
-
     if not isinstance(linalg, str) or linalg not in LINALG:
         raise ParameterError(f"linalg must be one of {LINALG}; got {linalg!r}")
     if model == "linearized":
@@ -112,10 +102,6 @@ def select(problem, *, gamma, method="Radau", rtol=1e-10, atol=None, linalg="aut
 
 def replay(stats, model="nonlinear"):
     """(flow class, linalg) that a stored run used, from its ``stats``."""
-    from .dual import DualFlow
-    from .flow import Flow
-    from .linearized import LinearizedFlow
-
     linalg = stats.get("linalg", "dense")
     if model == "linearized":
         return LinearizedFlow, "dense"

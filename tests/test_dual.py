@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 import flowkit
-from flowkit.dual import DualFlow, dual_pays
+from flowkit.dual import DualFlow
+from flowkit.select import dual_pays
 from flowkit.flow import Flow
 from flowkit.integrator import save_grid
 from flowkit.problem import Problem

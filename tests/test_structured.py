@@ -12,6 +12,7 @@ from flowkit.flow import Flow
 from flowkit.integrator import save_grid
 from flowkit.linalg import StructuredLU
 from flowkit.problem import Problem
+from flowkit.select import select
 from flowkit.trajectory import Trajectory
 
 OPS = StructuredLU()
@@ -99,19 +100,22 @@ def test_structured_trajectory_equals_dense(D):
 
 
 def test_auto_choice_and_bdf():
-    """Flow(linalg="auto") picks the structured path for d >> N by itself (integrate() goes
-    further, to the dual form: test_dual.py); BDF runs on it too."""
+    """The selection's primal choice is the structured path for d >> N (with an atol on y,
+    integrate() keeps the primal state; without, it goes to the dual form: test_dual.py);
+    BDF runs on it too.  Flow itself takes only a resolved linalg."""
     X, y = flowkit.datasets.planted_sparse(6, 240, 2, 5)
     P = Problem.build(X, y, 2, 1.0)
-    tr = _run(P, "auto", 20.0, ppd=2)
+    assert select(P, gamma=20.0, atol=1e-12)[1] == "structured"
+    tr = _run(P, "structured", 20.0, ppd=2)
     assert tr.flow.linalg == "structured"
     assert tr.stats["invariants"]["gamma_consistency"] < 1e-11
     bdf = _run(tr.flow.problem, "structured", 20.0, ppd=2, method="BDF", rtol=1e-9)
     assert np.max(np.abs(bdf.w_hat[-1] - tr.w_hat[-1])) <= 1e-6 * np.max(np.abs(tr.w_hat[-1]))
     with pytest.raises(flowkit.ParameterError):
         Flow(tr.flow.problem, linalg="structured", method="LSODA")
-    with pytest.raises(flowkit.ParameterError):
-        Flow(tr.flow.problem, linalg="sparse")
+    for bad in ("sparse", "auto"):
+        with pytest.raises(flowkit.ParameterError):
+            Flow(tr.flow.problem, linalg=bad)
 
 
 def test_no_d_squared_memory():
@@ -120,7 +124,7 @@ def test_no_d_squared_memory():
     peak RSS, which only grows)."""
     X, y = flowkit.datasets.planted_sparse(3, 25_000, 2, 7)
     P = Problem.build(X, y, 3, 1.0)
-    tr = _run(P, "auto", 1e-10, ppd=1)
+    tr = _run(P, select(P, gamma=1e-10, atol=1e-12)[1], 1e-10, ppd=1)
     assert tr.flow.linalg == "structured" and tr.gamma[-1] == 1e-10 and tr.stats["njev"] >= 1
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     assert peak_mb < 3000
