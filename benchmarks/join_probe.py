@@ -3,8 +3,8 @@
 Seven data sets (fig4a, kink, fig3d, and planted Gaussian 6 x 4 data of seeds 1-4) x
 D in {2, 3, 5} x alpha in {1e3, 1e4}, defaults otherwise.  On these, samples join or leave
 the support between gamma~ ~ 1e13 and 1e23, where the landing of an offset is shorter
-than the float64 spacing of sigma = log gamma~ (flow.py: the anchored clock and the
-error weights of ``Flow._floored``).  Each run records whether it reached the target,
+than the float64 spacing of sigma = log gamma~ (driver.py: the anchored clock and the
+error weights of ``driver.Driver._floored``).  Each run records whether it reached the target,
 where it stopped if not, its steps, wall time and gamma~ consistency.
 
 Writes join_probe.md (table), join_probe.json (rows) and join_probe.png/.pdf;

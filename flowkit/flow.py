@@ -1,5 +1,6 @@
-"""The flow: gradient flow in log-loss time and log-parameter coordinates, and the
-driver that advances it with a ``scipy.integrate`` solver.
+"""The flow: gradient flow in log-loss time and log-parameter coordinates, as a system
+(right-hand sides, Jacobians, initial state, tolerances, state maps) that driver.py
+advances with a ``scipy.integrate`` solver.
 
 Derivation (math.md, "Gradient flow" and "Log-loss time").  With theta± = log u±,
 p = softmax(-m), g = Xtᵀ p and
@@ -21,7 +22,7 @@ O(1) in both regimes: y -> g/(D|g|²) for gamma~ << alpha^D (kernel), y ~ psi ~ 
 for gamma~ >> alpha^D (rich).  Gradient-flow time rides along as omega = log(t kappa) - gamma~: since
 dt/dgamma~ = e^{gamma~}/kappa, d omega/dsigma = gamma~ (e^{-omega} - 1) + d log kappa/dsigma.
 Below XI_SWITCH t is not a state but a quadrature of dt/dsigma = gamma~ e^{gamma~}/kappa along
-each accepted step (``Flow._clock_time``): d log kappa/dsigma cancels to rounding where kappa
+each accepted step (``driver.Driver._clock_time``): d log kappa/dsigma cancels to rounding where kappa
 is steep in y, and as a state it throttled the steps (D = 10, alpha = 0.01).
 
 The support-vector margins equilibrate on an O(1) scale of gamma~, i.e. with rate
@@ -35,8 +36,8 @@ mu I - J by Woodbury / a Schur complement of size N in O(N² d) time and O(N d) 
 ``select.select`` uses that for Radau and BDF when d >> N (``structured_pays``), and dense LAPACK
 LU of the (d + 1 + N)-sized matrix, assembled from the same factors, otherwise.
 ``flowkit.integrate`` goes further when d >> N: it integrates the same flow in N unknowns
-(flowkit.dual.DualFlow, a subclass that reuses this driver through ``_ny``, ``_import``,
-``_export`` and ``_solver``).
+(flowkit.dual.DualFlow, on the same driver through ``_ny``, ``_import``, ``_export``
+and ``_solver``).
 
 Past gamma~ = XI_SWITCH the state is (y, xi, omega), past TIME_SWITCH (y, xi), with the
 margin offsets xi = m - gamma~ carried as N more ODE states (``_kernels.xi_rhs``; why, in the _kernels docstring):
@@ -53,9 +54,9 @@ of non-smooth error there, on which Newton stalled once a sample left the suppor
 gamma~ >~ 1e10.  Radau's linear systems are then row-equilibrated (``linalg.EquilibratedLU``):
 the xi rows of the Jacobian are ~gamma~ times its y rows.
 
-Past XI_SWITCH the solver's clock is sigma less a double-double anchor (``Flow._run``: a
+Past XI_SWITCH the solver's clock is sigma less a double-double anchor (``driver.Driver._run``: a
 sample joining the support needs steps ~1/gamma~, below sigma's own spacing past ~1e13),
-and Radau's error weights are kept above Newton's rounding floor (``Flow._floored``).
+and Radau's error weights are kept above Newton's rounding floor (``driver.Driver._floored``).
 With both, 42 of 42 probe runs (benchmarks/join_probe.py: seven data sets, D = 2, 3, 5,
 alpha = 1e3, 1e4) reach gamma~ = 1e30; 26 did before.
 
@@ -65,26 +66,24 @@ switch xi is recomputed from y, above it omega comes from its asymptotic form.
 from __future__ import annotations
 
 import math
-import time
 from functools import partial
 
 import numpy as np
 from scipy.integrate import DOP853, LSODA, RK23, RK45
-from scipy.integrate._ivp.radau import MU_REAL
 from scipy.optimize import bisect
 
 from ._kernels import flow as K
 from .exceptions import IntegrationError, NumericalRangeError, ParameterError
-from .clock import RATE_ENTER, PlateauClock, sigma_rate
+from .clock import PlateauClock
 from .bdf import OperatorBDF
 from .linalg import EquilibratedLU, StructuredLU
-from .radau import ThetaRadau, resume
+from .driver import Driver
+from .radau import ThetaRadau
 from .structured import JAC_THETA, JacobianXi, Jacobian0, structured_pays
 
 __all__ = ["Flow", "IntegrationError", "METHODS", "GAMMA_START", "TIME_SWITCH", "XI_SWITCH"]
 
 METHODS = {"Radau": ThetaRadau, "BDF": OperatorBDF, "LSODA": LSODA, "RK45": RK45, "RK23": RK23, "DOP853": DOP853}
-IMPLICIT = {"Radau", "BDF", "LSODA"}
 # Implicit methods that can run on structured Jacobians (structured.py)
 STRUCTURED = {"Radau": partial(ThetaRadau, jac_theta=JAC_THETA), "BDF": OperatorBDF}
 STRUCTURED_OR_DENSE = ("dense", "structured")
@@ -109,54 +108,6 @@ XI_SWITCH = 10.0
 # (data-dependent, O(1e-2) on the kink data) relaxation rate of the gaps over gamma~;
 # Radau's Newton iteration must resolve xi to ~1e-5 of its tolerance.
 XI_ATOL_MIN = 1e-11
-
-# Past XI_SWITCH a solver run starts again from a new anchor (Flow._run) when its step falls
-# below REANCHOR times its s = sigma - anchor: s keeps ~1e7 of its float spacing below h.
-REANCHOR = 1e-9
-
-# Radau's error weights past XI_SWITCH (Flow._floored): how far they stay above the rounding
-# floor of Newton's iterates (Newton's tolerance on them is ~2e-5 at rtol 1e-10: the floor
-# sits 1e-6 below the weights, where it cannot stall the iteration); and when an offset
-# counts as landing on the support: its gap closing within LANDING units of sigma, at a rate
-# above LANDING_NOISE gamma~ (the rates' own noise is ~eps gamma~ |x| |y| ~ 1e-14 gamma~).
-NOISE_MARGIN = 1e6
-# ... where an off-support offset's weight starts to carry its softmax weight (Flow._floored)
-GAP_WEIGHT_FROM = 1e10
-# ... and a step is rejected where an offset that is not landing plunges by more than
-# GAP_DROP into the band GAP_ACTIVE above the support, where its softmax weight e^{-gap}
-# is above rounding (Flow._floored)
-GAP_ACTIVE = 40.0
-GAP_DROP = 3.0
-LANDING = 1.0
-LANDING_NOISE = 1e-9
-_EPS = np.finfo(float).eps
-
-
-# gradient-flow time below XI_SWITCH (Flow._clock_time): 3-point Gauss-Legendre nodes and
-# weights on [-1, 1], and the largest gamma~ span of one quadrature piece
-_GAUSS3 = ((-math.sqrt(0.6), 5.0 / 9.0), (0.0, 8.0 / 9.0), (math.sqrt(0.6), 5.0 / 9.0))
-_TIME_PIECE = 0.1
-
-# the solver counters that Flow.advance reports
-_COUNTS = ("nfev", "njev", "nlu")
-
-
-def _two_sum(a, b):
-    """(s, e) with s = fl(a + b) and s + e = a + b exactly (Knuth)."""
-    s = a + b
-    v = s - a
-    return s, (a - (s - v)) + (b - v)
-
-
-def _anchored(f, hi, lo):
-    """f(sigma, ...) as a function of s = sigma - (hi + lo) (Flow._run)."""
-    return lambda s, *args: f(hi + (lo + s), *args)
-
-
-def _is_radau(cls):
-    cls = cls.func if isinstance(cls, partial) else cls
-    return isinstance(cls, type) and issubclass(cls, ThetaRadau)
-
 
 class Flow:
     """Right-hand side, Jacobian, initial state and driver for one Problem."""
@@ -303,57 +254,15 @@ class Flow:
         return arr
 
     # -- how --------------------------------------------------------------------
+    # -- how: the driver (driver.py) steps this system -----------------------------
     def advance(self, sigma_from, z_from, sigma_to):
-        """States at the increasing log-accuracies ``sigma_to`` starting from (sigma_from, z_from).
+        """States at the increasing log-accuracies ``sigma_to`` from (sigma_from, z_from):
+        ``driver.Driver.advance`` on this system.  Returns (states, stats dict); states are
+        (y, omega, xi) (module docstring)."""
+        return Driver(self).advance(sigma_from, z_from, sigma_to)
 
-        Each save point ends a solver step exactly, so saved states carry the solver's full
-        step accuracy (no interpolation); the solver then continues from it (``_run``).
-        ``z_from`` is (y, omega) or a saved state (y, omega, xi).  Returns (states,
-        stats dict); states are (y, omega, xi) (module docstring).
-        """
-        d, N = self.problem.n_features, self.problem.n_samples
-        sigma, z_in = float(sigma_from), np.array(z_from, dtype=float)
-        mode = self._mode(sigma)
-        xi = z_in[d + 1:] if z_in.size == d + 1 + N else None
-        z = self._layout(sigma, self._import(sigma, z_in[:d]), z_in[d], xi, mode)
-        states = np.empty((len(sigma_to), d + 1 + N))
-        self._h = self._live = self._live_end = self._exact = None
-        self._anchor = (0.0, 0.0)
-        self._stalled = False
-        stats = {"nfev": 0, "njev": 0, "nlu": 0, "steps": 0}
-        t0 = time.perf_counter()
-        bounds = (math.log(XI_SWITCH), math.log(TIME_SWITCH))
-        try:
-            self._advance(sigma, z, mode, sigma_to, states, stats, bounds)
-        finally:
-            self._live = None  # a solver holds closures: a Flow must stay picklable
-        stats["seconds"] = time.perf_counter() - t0
-        return states, stats
-
-    def _advance(self, sigma, z, mode, sigma_to, states, stats, bounds):
-        """The loop of ``advance``: fills ``states``."""
-        d = self.problem.n_features
-        for k, target in enumerate(sigma_to):
-            while True:
-                need = self._mode(sigma)
-                if need != mode:  # crossed a switch: change the state variables
-                    y, omega, xi = self._unpack(sigma, z, mode)
-                    z = self._layout(sigma, y, omega, xi, need)
-                    mode = need
-                    self._h = self._live = None  # new state variables: a new solver picks its first step
-                if sigma >= target:
-                    break
-                if self._stalled:  # a loss plateau: cross it on clock.py's clock
-                    y, omega, _ = self._unpack(sigma, z, mode)
-                    sigma, y, omega, _ = self.clock.run(sigma, y, omega, target, stats, self.max_steps)
-                    z = self._layout(sigma, y, omega, None, mode)
-                    self._h = self._live = None
-                    self._stalled = False
-                    continue
-                end = min([target] + [b for b in bounds if b > sigma])
-                sigma, z = self._run(sigma, z, end, target, stats, mode)
-            y, omega, xi = self._unpack(sigma, z, mode)
-            states[k, :d], states[k, d], states[k, d + 1:] = self._export(sigma, y), omega, xi
+    # the gamma~ where the state variables change (``_mode``)
+    switches = (XI_SWITCH, TIME_SWITCH)
 
     @staticmethod
     def _mode(sigma):
@@ -361,15 +270,6 @@ class Flow:
         if sigma < math.log(XI_SWITCH):
             return 0
         return 1 if sigma < math.log(TIME_SWITCH) else 2
-
-    def _layout(self, sigma, y, omega, xi, mode):
-        """The solver's state for ``mode`` from y, omega and xi (None: from y)."""
-        if mode == 0:  # the time rides outside the state (``_clock_time``)
-            self._log_t = omega + math.exp(sigma) - self._log_kappa(sigma, y)
-            return np.array(y, dtype=float)
-        if xi is None:
-            xi = self._offsets(sigma, y)
-        return np.concatenate([y, xi, [omega]]) if mode == 1 else np.concatenate([y, xi])
 
     # The solver's first block is y itself here; flowkit.dual.DualFlow integrates an
     # N-vector instead and maps it to and from y at the ends of ``advance``.
@@ -383,42 +283,9 @@ class Flow:
     def _export(self, sigma, y):
         return y
 
-    def _unpack(self, sigma, z, mode):
-        """(y, omega, xi) from the solver's state in ``mode``."""
-        d, N = self._ny, self.problem.n_samples
-        y = z[:d]
-        if mode == 0:
-            return y, self._log_t + self._log_kappa(sigma, y) - math.exp(sigma), self._offsets(sigma, y)
-        xi = z[d:d + N]
-        return y, (z[d + N] if mode == 1 else self._omega_asymptotic(sigma, y, xi)), xi
-
     def _log_kappa(self, sigma, y):
         """log kappa at the mode-0 state y (math.md, "Log-loss time")."""
         return K.log_kappa(sigma, y, *self._args)
-
-    def _clock_time(self, solver):
-        """Add the time of the solver's last step to ``_log_t``: t = ∫ gamma~ e^{gamma~}/kappa
-        dsigma over it, by 3-point Gauss-Legendre on the step's dense output, in pieces of at
-        most ``_TIME_PIECE`` in sigma + gamma~ (the log of the integrand moves at rate
-        1 + gamma~: relative error ~5e-7 piece^7, 4e-14 at 0.1).  Below XI_SWITCH omega = log(t kappa) - gamma~ used to be a
-        state; its right-hand side d log kappa/dsigma cancels to rounding where kappa is
-        steep in y (D = 10, alpha = 0.01: 1-ulp spread 8e-11 against its atol 1e-10), and
-        Newton stalled on it: 50,000 steps short of gamma~ = 5.3 (robustness battery)."""
-        a, b = solver.t_old, solver.t
-        dense = solver.dense_output()
-        # log of the integrand moves at rate ~1 + gamma~ in sigma: pieces short in both
-        pieces = max(1, int(math.ceil((b - a + math.exp(b) - math.exp(a)) / _TIME_PIECE)))
-        edges = np.linspace(a, b, pieces + 1)
-        logs = []
-        for lo, hi in zip(edges[:-1], edges[1:]):
-            mid, half = 0.5 * (lo + hi), 0.5 * (hi - lo)
-            for x, wt in _GAUSS3:
-                sig = mid + half * x
-                y = dense(sig)[:self._ny]
-                logs.append(math.log(wt * half) + math.exp(sig) + sig - self._log_kappa(sig, y))
-        logs.append(self._log_t)
-        top = max(logs)
-        self._log_t = top + math.log(sum(math.exp(v - top) for v in logs))
 
     def _offsets(self, sigma, y):
         """xi = m(y) - gamma~ from y alone (exact enough while eps gamma~ << 1)."""
@@ -427,167 +294,6 @@ class Flow:
     def _omega_asymptotic(self, sigma, y, xi):
         slope = K.dlogkappa_xi(sigma, y, xi, *self._args) / math.exp(sigma)
         return math.log1p(slope)
-
-    def _run(self, sigma, z, target, final, stats, mode):
-        """One solver run from sigma to target (final: the overall target, for messages),
-        with the state variables of ``mode`` (see ``_mode``).
-
-        Past XI_SWITCH the solver's independent variable is s = sigma - anchor, the anchor a
-        double-double (hi, lo) at the run's start: when a sample joins the support at large
-        gamma~ its offset falls at rate ~gamma~ in sigma and lands on an O(1) scale of
-        gamma~, i.e. within ~1/gamma~ of sigma, below sigma's own float spacing past
-        gamma~ ~ 1e13 (fig4a, D = 3, alpha = 1e4 failed at gamma~ = 7.4e13, "step size less
-        than spacing").  s resolves it, and the run is re-anchored (``REANCHOR``) when the
-        steps become small against s; the right-hand sides see sigma = hi + (lo + s)
-        rounded, a relative error ~eps in gamma~ that is smooth enough for Newton."""
-        exact = self._exact
-        hi, lo = exact if (exact is not None and exact[0] + exact[1] == sigma) else (sigma, 0.0)
-        live = self._live
-        if live is not None and self.method != "LSODA" and self._live_end == sigma:
-            # the previous run's solver goes on past its end (same state variables, same
-            # point) instead of a fresh one at every save point (radau.resume)
-            counts = [getattr(live, k, 0) for k in _COUNTS]
-            resume(live, self._clock_span(target, mode))
-            return self._steps(live, target, final, stats, counts, mode)
-        cls, fun, jac, linalg = self._solver(mode)
-        self._anchor = (hi, lo) if mode >= 1 else (0.0, 0.0)
-        if mode >= 1:
-            fun, jac = _anchored(fun, hi, lo), _anchored(jac, hi, lo)
-            if isinstance(cls, partial) and "fun_stages" in cls.keywords:
-                cls = partial(cls, fun_stages=_anchored(cls.keywords["fun_stages"], hi, lo))
-        atol = (self.atol[:self._ny], np.concatenate([self.atol_xi, self.atol[self._ny:]]),
-                self.atol_xi)[mode]
-        options = {"rtol": self.rtol, "atol": atol}
-        if self.method in IMPLICIT:
-            options["jac"] = jac
-        if linalg is not None:
-            options["linalg"] = linalg
-        radau = _is_radau(cls)
-        if radau and mode >= 1 and self.method in IMPLICIT:
-            options["jac"], options["scale"] = self._floored(options["jac"], atol)
-        t0, t1 = (sigma, target) if mode == 0 else (0.0, self._clock_span(target, mode))
-        first = None if (self._h is None or self.method == "LSODA") else min(self._h, t1 - t0)
-        solver = cls(fun, t0, z, t1, first_step=first, **options)
-        return self._steps(solver, target, final, stats, [0, 0, 0], mode)  # its set-up's evaluations count
-
-    def _clock_span(self, target, mode):
-        """The solver's end for ``target``: target itself in mode 0, else target - anchor."""
-        if mode == 0:
-            return target
-        hi, lo = self._anchor
-        return (target - hi) - lo
-
-    def _steps(self, solver, target, final, stats, counts, mode):
-        """Step ``solver`` to its end, or in mode 0 to the first step end where the sigma
-        clock stalls (``clock.RATE_ENTER``; sets ``_stalled``), or past XI_SWITCH to a step
-        end where the clock needs a new anchor (``REANCHOR``); add its counts beyond
-        ``counts`` to ``stats``.  Returns (sigma reached, state)."""
-        d = self.problem.n_features
-        watch = self.clock is not None and mode == 0
-        hi, lo = self._anchor
-        reanchor = False
-        while solver.status == "running":
-            message = solver.step()
-            stats["steps"] += 1
-            if solver.status == "failed" or stats["steps"] > self.max_steps:
-                reason = message or f"more than {self.max_steps} steps"
-                raise IntegrationError(
-                    f"{self.method} failed at gamma~ = {math.exp(hi + (lo + solver.t)):.6g} "
-                    f"(target {math.exp(final):.6g}): {reason}")
-            if mode == 0:
-                self._clock_time(solver)
-            elif solver.status == "running" and solver.step_size < REANCHOR * abs(solver.t):
-                reanchor = True
-                break
-            if watch and solver.status == "running":
-                f = getattr(solver, "f", None)  # Radau and the RK methods keep it; BDF, LSODA not
-                if f is None:
-                    f = self.fun(solver.t, solver.y)
-                    stats["nfev"] += 1
-                if sigma_rate(solver.y[:d], f[:d]) > RATE_ENTER:
-                    self._stalled = True
-                    break
-        for key, before in zip(_COUNTS, counts):
-            stats[key] += getattr(solver, key, 0) - before
-        self._h = getattr(solver, "h_abs", None)
-        if solver.status == "finished":
-            sigma = target  # the end, to within an ulp of s (not of sigma)
-            self._exact = None
-        elif mode == 0:
-            sigma = solver.t
-            self._exact = None
-        else:  # a new anchor: the exact point reached, as a double-double
-            h2, l2 = _two_sum(hi, solver.t)
-            self._exact = _two_sum(h2, l2 + lo)
-            sigma = self._exact[0] + self._exact[1]
-        self._live, self._live_end = (None, None) if reanchor else (solver, sigma)
-        return sigma, solver.y
-
-    def _floored(self, jac, atol):
-        """(jac, scale) for Radau past XI_SWITCH: the Jacobian callable, which also records
-        the rounding floor of Newton's iterates at it, and the error weights that go with it.
-
-        The weights are scipy's, atol + rtol |z|, with three changes on the offsets xi:
-
-        * past gamma~ = ``GAP_WEIGHT_FROM``, an offset xi_n above the support (gap G_n =
-          xi_n - min xi), which reaches y only through its softmax weight, relative
-          e^{-G_n}, has its weight multiplied by e^{G_n} (at most e^300), except while it is
-          landing (its gap closing faster than G_n / ``LANDING`` per unit of sigma, and
-          faster than ``LANDING_NOISE`` gamma~, above the noise below).  A trade of digits
-          for steps: the far offsets grow like e^sigma and, held to rtol, cost ~200 steps
-          per decade of gamma~ against ~20 (the save grid), and an offset ~30 above the
-          support on kink moves by rounding noise that plain weights resolve only with
-          ~40,000 steps in the decade 1e20 (kink, D = 2, alpha = 1e3 to 1e30: 48,817 steps,
-          w_hat 2.8e-17 from the Q_mu point; with the multiplier, 2,867 steps and 2.2e-13).
-          The cost in digits is an offset that leaves and comes back: fig4a, D = 2,
-          alpha = 10 (a sample 1,100 above the support at gamma~ = 5e4 joins it at 2.3e5)
-          had w_hat 7.7e-13 from the reference with the multiplier at every gamma~,
-          1.9e-15 without; hence the threshold;
-        * no weight falls below ``NOISE_MARGIN`` times the floor nu_n = eps (|J| |z|)_n /
-          (|J_nn| + mu/h) (mu = Radau's real eigenvalue, h the step).  The offsets' rates
-          gamma~ (a - pᵀa + Lambda) depend on y with slopes ~gamma~ |x|, so y's own rounding
-          moves them by ~eps gamma~ |x| |y|, a noise in the state that no evaluation in any
-          precision removes; a stiff component settles only to nu_n;
-        * in a step's error test, an offset that is not landing and falls by more than
-          ``GAP_DROP`` to a gap below ``GAP_ACTIVE`` keeps scipy's weight, so the step is
-          rejected.  Such an offset moves by noise alone (its weight above lets it), and
-          once it plunged from 35 to 6 in one step (kink, D = 2, alpha = 1e4, gamma~ =
-          1e24), into a state where its pull back is ~1e21 per unit of sigma and e^{-gap}
-          too curved for Newton's four iterations: the run died there.
-
-        Measured on benchmarks/join_probe.py (42 runs to gamma~ = 1e30): all complete, in
-        144,068 steps; the session-7 weights completed 26."""
-        rtol, ny, N = self.rtol, self._ny, self.problem.n_samples
-        hi, lo = self._anchor
-        floor = [None]
-
-        def jac_floor(t, z, *args):
-            J = jac(t, z, *args)
-            if isinstance(J, np.ndarray):
-                floor[0] = (_EPS * (np.abs(J) @ np.abs(z)), np.abs(np.diag(J)))
-            return J
-
-        def scale(solver, z, z_new, h_abs):
-            s = atol + np.maximum(np.abs(z), np.abs(z_new)) * rtol
-            xi, rate = z[ny:ny + N], solver.f[ny:ny + N]
-            k = int(np.argmin(xi))
-            rel = rate - rate[k]
-            gap = xi - xi[k]
-            gam = math.exp(hi + lo + solver.t)
-            landing = rel < -np.maximum(gap / LANDING, LANDING_NOISE * gam)
-            plain = s[ny:ny + N].copy()
-            if gam > GAP_WEIGHT_FROM:
-                s[ny:ny + N] *= np.exp(np.minimum(np.where(landing, 0.0, gap), 300.0))
-            if floor[0] is not None:
-                noise, diag = floor[0]
-                np.maximum(s, NOISE_MARGIN * noise / (diag + MU_REAL / h_abs), out=s)
-            if z_new is not z:  # the error test of a step: no plunge into the active band
-                xn = z_new[ny:ny + N]
-                gap_new = xn - np.min(xn)
-                plunge = ~landing & (gap_new < GAP_ACTIVE) & (gap - gap_new > GAP_DROP)
-                s[ny:ny + N][plunge] = plain[plunge]
-            return s
-        return jac_floor, scale
 
     def _solver(self, mode):
         """(solver class, fun, jac, linear-algebra operator or None: the solver's default)

@@ -2,7 +2,7 @@
 
 Data flow: (X, y) -> Problem (validation, separability) -> StoppingRule (target
 gamma~) -> save grid -> engine (``select.select``: model x linear algebra x method) ->
-Flow.advance -> Trajectory.  With many more features than samples Radau integrates the
+system.advance (driver.Driver) -> Trajectory.  With many more features than samples Radau integrates the
 flow in its dual form (flowkit.dual.DualFlow, N unknowns instead of d); its Trajectory is
 the same in every field.
 """

@@ -133,7 +133,7 @@ def test_theorem6_rate_for_depth_3_and_gamma_past_1e15():
     (mu_eff = alpha^D / gamma = mu (1 + O(1/gamma~))), down to float64's floor at
     gamma~ = 5e15 -- past the old cap of 1e15.  That last point is run at rtol 1e-12: at the
     default 1e-10 w_hat is 5e-15 off (the off-support offsets' error weights are loosened by
-    their softmax weights, flow.Flow._floored), 1e5 times inside the tolerance but above the
+    their softmax weights, driver.Driver._floored), 1e5 times inside the tolerance but above the
     4e-16 that the finite-alpha rate predicts there."""
     X, y = flowkit.datasets.load("fig4a")
     ref = solve_q(X * y[:, None], 0.2, 3)
@@ -176,9 +176,9 @@ def _planted(seed, n=6, d=4):
 def test_supports_joining_past_1e13_reach_gamma_1e30(name, alpha, tol):
     """A sample joins the support at gamma~ ~ 1e13-1e14 (before: "more than 50000 steps" at
     1.6e13 on kink, "step size less than spacing" at 1.3e14 on the planted data): its offset
-    lands within ~1/gamma~ of sigma (the anchored clock of Flow._run) and an offset that sits
+    lands within ~1/gamma~ of sigma (the anchored clock of Driver._run) and an offset that sits
     ~28 above the support at 1e24 is noise ~eps gamma~ |x| |y| to Newton (its error weight,
-    Flow._floored).  On kink at alpha = 1e4 that offset, driven by the same noise, once
+    Driver._floored).  On kink at alpha = 1e4 that offset, driven by the same noise, once
     plunged from a gap of 35 to 6 in one accepted step and Newton could not leave the stiff
     state it landed in (failed at 1.02e24): such a step is now rejected.  At gamma~ = 1e30,
     w_hat is the Q_mu point of mu = alpha^2/gamma~ (Theorem 6; solve_q, a convex program) to

@@ -112,7 +112,7 @@ def test_plateau_on_structured_linear_algebra():
 
 @pytest.mark.parametrize("seed,depth,alpha", [(None, 3, 10.0), (None, 5, 0.3), (0, 10, 1e-3)])
 def test_log_time_against_physical_time_reference(seed, depth, alpha):
-    """Below gamma~ = 10 the time is a quadrature along the steps (flow.Flow._clock_time),
+    """Below gamma~ = 10 the time is a quadrature along the steps (driver.Driver._clock_time),
     through plateaus the plateau clock's tau: log t against the reference's own clock."""
     X, y = flowkit.datasets.load("fig4a") if seed is None else planted(seed)
     Xt = y[:, None] * X
