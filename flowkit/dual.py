@@ -61,7 +61,8 @@ from threadpoolctl import threadpool_limits
 from ._kernels import flow as K_
 from ._kernels.dual import TINY as _TINY, dual_pass, dual_to_psi, finish, prepare
 from .exceptions import ParameterError
-from .flow import METHODS, TIME_SWITCH, XI_ATOL_MIN, Flow
+from .system import METHODS, TIME_SWITCH, XI_ATOL_MIN, System
+from .flow import initial_state
 from .linalg import DenseLU
 from .radau import ThetaRadau
 
@@ -164,23 +165,24 @@ class DualBlockLU:
 JAC_THETA = 0.1
 
 
-class DualFlow(Flow):
-    """The flow in the dual state (zeta, xi[, omega]) (module docstring), on flow.py's driver:
-    same methods, tolerances, save points, switches and saved states."""
+class DualFlow(System):
+    """The flow in the dual state (zeta, xi[, omega]) (module docstring), on the same driver
+    as flow.Flow (driver.py): same methods, tolerances, save points, switches and saved
+    states; it starts where the primal flow starts (``flow.initial_state``)."""
 
     # precision of the Jacobian's Gram matrices (``_grams``)
     gram_dtype = np.float32
-    plateau_clock = False  # no mode 0 (xi from the start); the clock runs on the primal state
+    # no plateau clock: no mode 0 here (xi from the start), and the clock runs on the primal state
+    linalg = "dual"
 
     def __init__(self, problem, *, method="Radau", rtol=1e-10, atol=None, max_steps=50_000):
         if atol is not None and np.ndim(atol) != 0 and np.shape(atol) != (problem.n_samples + 1,):
             raise ParameterError("the dual form takes a scalar atol, or its own resolved vector "
                                  "(length N + 1, as in Trajectory.stats['atol']): its state is not y")
-        self.problem = problem
+        super().__init__(problem, method=method, rtol=rtol, max_steps=max_steps)
         self._caches()
-        super().__init__(problem, method=method, rtol=rtol, atol=atol, max_steps=max_steps,
-                         linalg="dense")
-        self.linalg = "dual"
+        self.sigma0, self.z0 = initial_state(problem)
+        self.atol = self._resolve_atol(atol)
 
     _CACHED = ("_XtT", "_xscale", "_Xt32", "_XtT32", "_buf", "_gram_buf", "_jac_parts", "_qr", "_chunks")
 
@@ -214,7 +216,7 @@ class DualFlow(Flow):
         return self.problem.n_samples
 
     def advance(self, sigma_from, z_from, sigma_to):
-        """Flow.advance, with BLAS on one thread: its only BLAS work here is the Gram
+        """System.advance, with BLAS on one thread: its only BLAS work here is the Gram
         matrices and the (2N+1)-sized LUs, and on the 2-core machine of
         benchmarks/RESULTS.md two OpenBLAS threads made the contract case (N = 200,
         d = 10,000, D = 2, rtol 1e-8) take 47.5 s instead of 24.9 s: the idle thread's
@@ -379,11 +381,6 @@ class DualFlow(Flow):
         cls = partial(ThetaRadau, fun_stages=self.fun_stages, jac_theta=JAC_THETA)
         return cls, self.fun_xi, self.jac_xi, DualBlockLU(lambda: self._jac_parts,
                                                     self._dense_lu(mode) or DenseLU())
-
-    def fun(self, sigma, z):  # mode 0 is never used (``_mode``)
-        raise AssertionError("DualFlow has no mode-0 state")
-
-    jac = fun
 
     # -- helpers the driver calls with the internal state --------------------------
     def _offsets(self, sigma, zeta):

@@ -69,63 +69,33 @@ import math
 from functools import partial
 
 import numpy as np
-from scipy.integrate import DOP853, LSODA, RK23, RK45
 from scipy.optimize import bisect
 
 from ._kernels import flow as K
-from .exceptions import IntegrationError, NumericalRangeError, ParameterError
-from .clock import PlateauClock
 from .bdf import OperatorBDF
-from .linalg import EquilibratedLU, StructuredLU
-from .driver import Driver
+from .clock import PlateauClock
+from .exceptions import IntegrationError, NumericalRangeError, ParameterError
+from .linalg import StructuredLU
 from .radau import ThetaRadau
 from .structured import JAC_THETA, JacobianXi, Jacobian0, structured_pays
+from .system import GAMMA_START, METHODS, TIME_SWITCH, XI_ATOL_MIN, XI_SWITCH, System
 
-__all__ = ["Flow", "IntegrationError", "METHODS", "GAMMA_START", "TIME_SWITCH", "XI_SWITCH"]
+__all__ = ["Flow", "IntegrationError", "METHODS", "GAMMA_START", "TIME_SWITCH", "XI_SWITCH",
+           "XI_ATOL_MIN", "initial_state"]
 
-METHODS = {"Radau": ThetaRadau, "BDF": OperatorBDF, "LSODA": LSODA, "RK45": RK45, "RK23": RK23, "DOP853": DOP853}
 # Implicit methods that can run on structured Jacobians (structured.py)
 STRUCTURED = {"Radau": partial(ThetaRadau, jac_theta=JAC_THETA), "BDF": OperatorBDF}
 STRUCTURED_OR_DENSE = ("dense", "structured")
 
 
-# The flow starts at gamma~ = 1e-14 from the exact solution with p frozen at its
-# initial value 1/N (error O(gamma~) in p, i.e. relative 1e-14 in the state).
-GAMMA_START = 1e-14
-
-# Past gamma~ = TIME_SWITCH the time variable omega = log(t kappa) - gamma~ leaves the
-# ODE state and follows from t = ∫ e^x/kappa dx integrated by parts,
-#   t kappa e^{-gamma~} = 1 + l' + O(l'^2, l''),  l' = d log kappa/d gamma~ = O(1/gamma~),
-# i.e. omega = log1p(l') with error O(gamma~^-2) ~ 1e-10.  Kept in the state, its
-# relaxation at rate gamma~ makes rounding (~eps gamma~) dominate the error estimate.
-TIME_SWITCH = 1e5
-
-# Past gamma~ = XI_SWITCH the margin offsets xi = m - gamma~ are ODE states (module
-# docstring); between XI_SWITCH and TIME_SWITCH the state is (y, xi, omega).
-XI_SWITCH = 10.0
-
-# Absolute tolerance floor of xi (O(1) gaps): its evaluation noise is ~eps/k, with k the
-# (data-dependent, O(1e-2) on the kink data) relaxation rate of the gaps over gamma~;
-# Radau's Newton iteration must resolve xi to ~1e-5 of its tolerance.
-XI_ATOL_MIN = 1e-11
-
-class Flow:
-    """Right-hand side, Jacobian, initial state and driver for one Problem."""
-
-    # loss plateaus are crossed on clock.py's clock; the linearised model has none
-    plateau_clock = True
+class Flow(System):
+    """The network's flow in its primal state: right-hand sides, Jacobians (dense or
+    structured), initial state, tolerances and state maps for one Problem; driver.py
+    advances it (``System.advance``)."""
 
     def __init__(self, problem, *, method="Radau", rtol=1e-10, atol=None, max_steps=50_000,
                  linalg="dense"):
-        if method not in METHODS:
-            raise ParameterError(f"unknown method {method!r}; choose one of {sorted(METHODS)}")
-        if isinstance(rtol, bool) or not (isinstance(rtol, (int, float, np.floating)) and 1e-14 <= rtol < 1e-1):
-            raise ParameterError(f"rtol must be a number in [1e-14, 0.1); got {rtol!r}")
-        self.problem = problem
-        self.method = method
-        self.rtol = float(rtol)
-        self.max_steps = int(max_steps)
-        self._args = (problem.Xt, float(problem.depth), problem.log_alpha_D)
+        super().__init__(problem, method=method, rtol=rtol, max_steps=max_steps)
         # structured linear algebra (structured.py): O(N² d) per factorisation and O(N d)
         # memory instead of O((d+N)³) and O((d+N)²); "auto" is resolved by select.select
         if linalg not in STRUCTURED_OR_DENSE or (linalg == "structured" and method not in STRUCTURED):
@@ -134,13 +104,13 @@ class Flow:
                                  f"(flowkit.select chooses for linalg='auto')")
         self.linalg = linalg
         self.structured = self.linalg == "structured"
-        self.sigma0, self.z0 = self._initial_state()
+        self.sigma0, self.z0 = initial_state(problem)
         self.atol = self._resolve_atol(atol)
         # the plateau clock's own linear algebra: structured only where it pays (on small data its
         # climb clock's rank-one slot made the Woodbury solves fail: 6 x 4 planted data,
         # D = 10, alpha = 1e-3, 50,000 steps in one plateau; dense LU: 572)
-        self.clock = (PlateauClock(problem, self.rtol, self.structured and structured_pays(
-            problem.n_samples, problem.n_features)) if self.plateau_clock else None)
+        self.clock = PlateauClock(problem, self.rtol, self.structured and structured_pays(
+            problem.n_samples, problem.n_features))
 
     # -- what -----------------------------------------------------------------
     def fun(self, sigma, z):
@@ -172,117 +142,6 @@ class Flow:
         """``jac_xi`` as a structured.JacobianXi."""
         return JacobianXi.at(sigma, z, *self._args)
 
-    def _initial_state(self):
-        """Exact flow for frozen p = 1/N up to gamma~ = GAMMA_START (math.md closed form).
-
-        With g0 = Xtᵀ1/N fixed, s = g0 t, so psi_i = 4 s_i (D = 2) or
-        psi_i = (2/a) artanh(c s_i), c = D(D-2) alpha^{D-2} (D > 2).  Parametrised by
-        P = psi of the feature with the largest |g0_i| (ratio r_i = g0_i / g0_max):
-        psi_i = r_i P (D = 2), psi_i = (2/a) artanh(r_i tanh(a P / 2)) (D > 2), and
-        t = P / (4 g0_max) or tanh(a P / 2) / (c g0_max).  P solves
-        gamma~(w) = GAMMA_START, found by bisection on log P.
-        """
-        P_ = self.problem
-        D, A, Xt = float(P_.depth), P_.log_alpha_D, P_.Xt
-        a = D - 2.0
-        g0 = Xt.mean(axis=0)
-        imax = int(np.argmax(np.abs(g0)))
-        gmax = g0[imax]
-        ratio = g0 / gmax
-
-        def psi_of(lP):
-            big = math.exp(lP)
-            if D == 2:
-                psi = big * ratio
-            else:
-                with np.errstate(divide="ignore"):
-                    psi = (2.0 / a) * np.arctanh(ratio * math.tanh(0.5 * a * big))
-            tied = np.abs(ratio) == 1.0
-            psi[tied] = big * ratio[tied]  # exact, where artanh(tanh(.)) would saturate
-            return psi * np.sign(gmax)
-
-        def excess(lP):
-            # > 0 past the target.  Far out the frozen-p solution's gamma~ falls again (mixed
-            # labels: a large w makes some margins very negative) or w overflows; both count
-            # as past it, so that the one sign change is the first crossing (a spurious root
-            # where w overflows broke D = 10, alpha = 0.01: omega0 = nan)
-            psi = psi_of(lP)
-            with np.errstate(over="ignore", invalid="ignore"):
-                w = K.psi_to_w(psi, D, A)
-                if not np.all(np.isfinite(w)):
-                    return 1.0
-                m, _, gam = K.softmax_margins(Xt, w)
-            if gam > 0:
-                return math.log(gam) - math.log(GAMMA_START)
-            return 1.0 if np.max(np.abs(m)) > 1e-6 else -1.0
-
-        hi = math.log(2000.0)
-        if excess(hi) <= 0.0:
-            raise NumericalRangeError(
-                f"no initial state reaches gamma~ = {GAMMA_START:g} (depth {P_.depth}, "
-                f"log alpha^D = {A:.6g}): the data's mean row is too small")
-        lP = bisect(excess, -740.0, hi, xtol=1e-15, rtol=1e-15, maxiter=300)
-        y_big = math.exp(lP)
-        psi = psi_of(lP)
-        sigma0 = math.log(GAMMA_START)
-        logphi, _, _ = K._scales(sigma0, A)
-        y0 = psi / math.exp(logphi)
-        if D == 2:
-            log_t0 = lP - math.log(4.0 * abs(gmax))
-        else:
-            logc = math.log(D * a) + a / D * A
-            log_t0 = math.log(math.tanh(0.5 * a * y_big)) - logc - math.log(abs(gmax))
-        omega0 = log_t0 + K.log_kappa(sigma0, y0, Xt, D, A) - GAMMA_START
-        return sigma0, np.concatenate([y0, [omega0]])
-
-    def _resolve_atol(self, atol):
-        d, n = self.problem.n_features, self.z0.size
-        if atol is None:
-            # y is O(1)-scaled (see module docstring): ~1e-2 rtol of its size;
-            # omega = log(t kappa) - gamma~ is O(1) and relaxes to ~0
-            scale = max(np.max(np.abs(self.z0[:d])), 1e-300)
-            arr = np.concatenate([np.full(d, 1e-2 * self.rtol * scale), np.full(n - d, self.rtol)])
-        else:
-            arr = np.asarray(atol, dtype=float)
-            if arr.ndim == 0:
-                arr = np.full(n, float(arr))
-            if arr.shape != (n,) or not np.all(np.isfinite(arr)) or np.any(arr <= 0):
-                raise ParameterError(f"atol must be a positive scalar or a vector of length d+1 = {n}")
-        # past XI_SWITCH: (y, xi[, omega]), xi the O(1)-gap margin offsets (absolute)
-        self.atol_xi = np.concatenate(
-            [arr[:d], np.full(self.problem.n_samples, max(self.rtol, XI_ATOL_MIN))])
-        return arr
-
-    # -- how --------------------------------------------------------------------
-    # -- how: the driver (driver.py) steps this system -----------------------------
-    def advance(self, sigma_from, z_from, sigma_to):
-        """States at the increasing log-accuracies ``sigma_to`` from (sigma_from, z_from):
-        ``driver.Driver.advance`` on this system.  Returns (states, stats dict); states are
-        (y, omega, xi) (module docstring)."""
-        return Driver(self).advance(sigma_from, z_from, sigma_to)
-
-    # the gamma~ where the state variables change (``_mode``)
-    switches = (XI_SWITCH, TIME_SWITCH)
-
-    @staticmethod
-    def _mode(sigma):
-        """0: z = y (t by quadrature); 1: z = (y, xi, omega); 2: z = (y, xi)."""
-        if sigma < math.log(XI_SWITCH):
-            return 0
-        return 1 if sigma < math.log(TIME_SWITCH) else 2
-
-    # The solver's first block is y itself here; flowkit.dual.DualFlow integrates an
-    # N-vector instead and maps it to and from y at the ends of ``advance``.
-    @property
-    def _ny(self):
-        return self.problem.n_features
-
-    def _import(self, sigma, y):
-        return y
-
-    def _export(self, sigma, y):
-        return y
-
     def _log_kappa(self, sigma, y):
         """log kappa at the mode-0 state y (math.md, "Log-loss time")."""
         return K.log_kappa(sigma, y, *self._args)
@@ -296,16 +155,73 @@ class Flow:
         return math.log1p(slope)
 
     def _solver(self, mode):
-        """(solver class, fun, jac, linear-algebra operator or None: the solver's default)
-        for the state variables of ``mode``."""
-        fun = (self.fun, self.fun_xi, self.fun_xi_dd)[mode]
         if self.structured:
+            fun = (self.fun, self.fun_xi, self.fun_xi_dd)[mode]
             jac = self.jac_structured if mode == 0 else self.jac_xi_structured
             return STRUCTURED[self.method], fun, jac, StructuredLU()
-        jac = self.jac if mode == 0 else self.jac_xi
-        return METHODS[self.method], fun, jac, self._dense_lu(mode)
+        return super()._solver(mode)
 
-    def _dense_lu(self, mode):
-        """Radau's dense operator: past TIME_SWITCH the xi rows of J are ~gamma~ times the y
-        rows (linalg.EquilibratedLU)."""
-        return EquilibratedLU() if (self.method == "Radau" and mode == 2) else None
+
+def initial_state(problem):
+    """(sigma0, z0 = (y0, omega0)): the exact flow for frozen p = 1/N up to gamma~ =
+    GAMMA_START (math.md closed form), where every system on the network's flow starts.
+
+    With g0 = Xtᵀ1/N fixed, s = g0 t, so psi_i = 4 s_i (D = 2) or
+    psi_i = (2/a) artanh(c s_i), c = D(D-2) alpha^{D-2} (D > 2).  Parametrised by
+    P = psi of the feature with the largest |g0_i| (ratio r_i = g0_i / g0_max):
+    psi_i = r_i P (D = 2), psi_i = (2/a) artanh(r_i tanh(a P / 2)) (D > 2), and
+    t = P / (4 g0_max) or tanh(a P / 2) / (c g0_max).  P solves
+    gamma~(w) = GAMMA_START, found by bisection on log P.
+    """
+    P_ = problem
+    D, A, Xt = float(P_.depth), P_.log_alpha_D, P_.Xt
+    a = D - 2.0
+    g0 = Xt.mean(axis=0)
+    imax = int(np.argmax(np.abs(g0)))
+    gmax = g0[imax]
+    ratio = g0 / gmax
+
+    def psi_of(lP):
+        big = math.exp(lP)
+        if D == 2:
+            psi = big * ratio
+        else:
+            with np.errstate(divide="ignore"):
+                psi = (2.0 / a) * np.arctanh(ratio * math.tanh(0.5 * a * big))
+        tied = np.abs(ratio) == 1.0
+        psi[tied] = big * ratio[tied]  # exact, where artanh(tanh(.)) would saturate
+        return psi * np.sign(gmax)
+
+    def excess(lP):
+        # > 0 past the target.  Far out the frozen-p solution's gamma~ falls again (mixed
+        # labels: a large w makes some margins very negative) or w overflows; both count
+        # as past it, so that the one sign change is the first crossing (a spurious root
+        # where w overflows broke D = 10, alpha = 0.01: omega0 = nan)
+        psi = psi_of(lP)
+        with np.errstate(over="ignore", invalid="ignore"):
+            w = K.psi_to_w(psi, D, A)
+            if not np.all(np.isfinite(w)):
+                return 1.0
+            m, _, gam = K.softmax_margins(Xt, w)
+        if gam > 0:
+            return math.log(gam) - math.log(GAMMA_START)
+        return 1.0 if np.max(np.abs(m)) > 1e-6 else -1.0
+
+    hi = math.log(2000.0)
+    if excess(hi) <= 0.0:
+        raise NumericalRangeError(
+            f"no initial state reaches gamma~ = {GAMMA_START:g} (depth {P_.depth}, "
+            f"log alpha^D = {A:.6g}): the data's mean row is too small")
+    lP = bisect(excess, -740.0, hi, xtol=1e-15, rtol=1e-15, maxiter=300)
+    y_big = math.exp(lP)
+    psi = psi_of(lP)
+    sigma0 = math.log(GAMMA_START)
+    logphi, _, _ = K._scales(sigma0, A)
+    y0 = psi / math.exp(logphi)
+    if D == 2:
+        log_t0 = lP - math.log(4.0 * abs(gmax))
+    else:
+        logc = math.log(D * a) + a / D * A
+        log_t0 = math.log(math.tanh(0.5 * a * y_big)) - logc - math.log(abs(gmax))
+    omega0 = log_t0 + K.log_kappa(sigma0, y0, Xt, D, A) - GAMMA_START
+    return sigma0, np.concatenate([y0, [omega0]])

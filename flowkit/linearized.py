@@ -20,9 +20,9 @@ w̄(t) = Σ_n x̃_n log(1 + K |x̃_n|² t / N) / |x̃_n|².
 
 Engine: the state and kernels are in ``flowkit._kernels.linearized`` (v = w̄/gamma~,
 omega and, past XI_SWITCH, the margin offsets xi, laid out exactly as the flow's
-states), so :class:`LinearizedFlow` is a :class:`flowkit.flow.Flow` that replaces the
-right-hand sides, Jacobians and initial state and inherits the driver (methods,
-tolerances, save points, coordinate switches, error handling) unchanged.
+states), so :class:`LinearizedFlow` is a system (flowkit.system) with its own right-hand
+sides, Jacobians and initial state, and the driver (methods, tolerances, save points,
+coordinate switches, error handling) is the flow's, unchanged.
 
 Result: a :class:`LinearizedTrajectory` (a :class:`flowkit.Trajectory`) with the same
 fields; ``theta`` holds the logs of the linear model's own parameters
@@ -41,17 +41,26 @@ import numpy as np
 from ._kernels import linearized as KL
 from ._kernels.flow import softmax_margins, softmax_offsets
 from .diagnostics import invariants
-from .flow import GAMMA_START, Flow
+from .exceptions import ParameterError
+from .system import GAMMA_START, System
 from .trajectory import Trajectory
 
 __all__ = ["LinearizedFlow", "LinearizedTrajectory"]
 
 
-class LinearizedFlow(Flow):
-    """The linearised model's right-hand sides on the flow's driver (module docstring)."""
+class LinearizedFlow(System):
+    """The linearised model as a system for the flow's driver (module docstring); no
+    plateau clock: a convex flow has no saddles to cross."""
 
     model = "linearized"
-    plateau_clock = False  # a convex flow: no saddles to cross
+
+    def __init__(self, problem, *, method="Radau", rtol=1e-10, atol=None, max_steps=50_000,
+                 linalg="dense"):
+        super().__init__(problem, method=method, rtol=rtol, max_steps=max_steps)
+        if linalg != "dense":  # its Jacobian is its own (d + 1 + N)-sized dense matrix
+            raise ParameterError(f"the linearised model runs with linalg='dense' only; got {linalg!r}")
+        self.sigma0, self.z0 = self._initial_state()
+        self.atol = self._resolve_atol(atol)
 
     def fun(self, sigma, z):
         return KL.evaluate(sigma, z, self.problem.Xt, False)[0]

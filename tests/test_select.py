@@ -148,3 +148,26 @@ def test_solvers_use_only_the_operator():
             s.step()
         assert s.lu is None and s.solve_lu is None and s.I is None
         assert Counting.factors == s.nlu > 10 and Counting.solves > s.nlu
+
+
+def test_three_systems_one_driver():
+    """Primal, dual and linearised are three systems on one driver (flowkit.system): none
+    inherits another's equations, and each one's Jacobian has its own state's size."""
+    import math
+
+    from flowkit.dual import DualFlow
+    from flowkit.flow import Flow
+    from flowkit.linearized import LinearizedFlow
+    from flowkit.system import System
+
+    P = Problem.build(*_data(5, 40, 2), 2, 1.0)
+    sigma = math.log(50.0)
+    for cls, n in ((Flow, 40 + 5 + 1), (DualFlow, 5 + 5 + 1), (LinearizedFlow, 40 + 5 + 1)):
+        assert issubclass(cls, System)
+        assert not any(other in cls.__mro__ for other in (Flow, DualFlow, LinearizedFlow) if other is not cls)
+        system = cls(P)
+        _, fun, jac, _ = system._solver(1)
+        states, _ = system.advance(system.sigma0, system.z0, [sigma])
+        y, omega, xi = states[0, :40], states[0, 40], states[0, 41:]
+        z = np.concatenate([system._import(sigma, y), xi, [omega]])
+        assert z.size == n and fun(sigma, z).shape == (n,) and jac(sigma, z).shape == (n, n)

@@ -28,7 +28,7 @@ assignment from an array, no np.outer; products and broadcasts are loops computi
 same expressions in the same order, and the BLAS calls (``@``, ``np.dot``) stay, on
 arrays of the same layout, since they set the rounding.  Same bits as before.
 
-The same layouts as the flow, so :class:`flowkit.flow.Flow`'s driver runs it unchanged:
+The same layouts as the flow, so the flow's driver (flowkit.driver) runs it unchanged:
 (v, omega) below XI_SWITCH, (v, xi, omega) up to TIME_SWITCH, (v, xi) past it.
 """
 import math

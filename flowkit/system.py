@@ -1,0 +1,134 @@
+"""What a system is: the part of a run that says *what* is integrated, for the driver
+(driver.py) that says *how*.
+
+flowkit has three: the network's flow in its primal state (flow.Flow), the same flow in
+N dual unknowns (dual.DualFlow) and the tangent-kernel model (linearized.LinearizedFlow).
+Each one brings its own equations; none inherits another's.  ``System`` holds what every
+one of them shares and the driver reads:
+
+* ``problem``, ``method``, ``rtol``, ``max_steps``, ``atol`` (resolved, ``atol_xi`` past
+  XI_SWITCH), ``linalg``, ``sigma0`` / ``z0`` (the initial state);
+* ``_mode(sigma)`` and ``switches``: the state variables in force (0: z = y with t by
+  quadrature; 1: z = (y, xi, omega); 2: z = (y, xi)) and the gamma~ where they change;
+* ``_solver(mode)``: (solver class, fun, jac, linear-algebra operator or None) for a mode,
+  from the system's ``fun``/``jac`` (mode 0), ``fun_xi``/``jac_xi`` (1) and
+  ``fun_xi_dd``/``jac_xi`` (2);
+* the maps between the solver's state and the saved layout (y, omega, xi): ``_ny``,
+  ``_import``, ``_export``, ``_offsets``, ``_omega_asymptotic``, ``_log_kappa``;
+* ``clock``: a plateau clock (clock.py) or None.
+
+A new objective or initialisation is a new system (or a new part of one), passed to the
+same driver.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy.integrate import DOP853, LSODA, RK23, RK45
+
+from .bdf import OperatorBDF
+from .driver import Driver
+from .exceptions import ParameterError
+from .linalg import EquilibratedLU
+from .radau import ThetaRadau
+
+__all__ = ["System", "METHODS", "GAMMA_START", "TIME_SWITCH", "XI_SWITCH", "XI_ATOL_MIN"]
+
+METHODS = {"Radau": ThetaRadau, "BDF": OperatorBDF, "LSODA": LSODA, "RK45": RK45, "RK23": RK23, "DOP853": DOP853}
+
+# The flow starts at gamma~ = 1e-14 from the exact solution with p frozen at its
+# initial value 1/N (error O(gamma~) in p, i.e. relative 1e-14 in the state).
+GAMMA_START = 1e-14
+
+# Past gamma~ = TIME_SWITCH the time variable omega = log(t kappa) - gamma~ leaves the
+# ODE state and follows from t = ∫ e^x/kappa dx integrated by parts,
+#   t kappa e^{-gamma~} = 1 + l' + O(l'^2, l''),  l' = d log kappa/d gamma~ = O(1/gamma~),
+# i.e. omega = log1p(l') with error O(gamma~^-2) ~ 1e-10.  Kept in the state, its
+# relaxation at rate gamma~ makes rounding (~eps gamma~) dominate the error estimate.
+TIME_SWITCH = 1e5
+
+# Past gamma~ = XI_SWITCH the margin offsets xi = m - gamma~ are ODE states (flow.py's
+# docstring); between XI_SWITCH and TIME_SWITCH the state is (y, xi, omega).
+XI_SWITCH = 10.0
+
+# Absolute tolerance floor of xi (O(1) gaps): its evaluation noise is ~eps/k, with k the
+# (data-dependent, O(1e-2) on the kink data) relaxation rate of the gaps over gamma~;
+# Radau's Newton iteration must resolve xi to ~1e-5 of its tolerance.
+XI_ATOL_MIN = 1e-11
+
+
+class System:
+    """The shared part of a system (module docstring)."""
+
+    clock = None
+    linalg = "dense"
+    # the gamma~ where the state variables change (``_mode``)
+    switches = (XI_SWITCH, TIME_SWITCH)
+
+    def __init__(self, problem, *, method, rtol, max_steps):
+        if method not in METHODS:
+            raise ParameterError(f"unknown method {method!r}; choose one of {sorted(METHODS)}")
+        if isinstance(rtol, bool) or not (isinstance(rtol, (int, float, np.floating)) and 1e-14 <= rtol < 1e-1):
+            raise ParameterError(f"rtol must be a number in [1e-14, 0.1); got {rtol!r}")
+        self.problem = problem
+        self.method = method
+        self.rtol = float(rtol)
+        self.max_steps = int(max_steps)
+        self._args = (problem.Xt, float(problem.depth), problem.log_alpha_D)
+
+    def advance(self, sigma_from, z_from, sigma_to):
+        """States at the increasing log-accuracies ``sigma_to`` from (sigma_from, z_from):
+        ``driver.Driver.advance`` on this system.  ``z_from`` is (y, omega) or a saved state
+        (y, omega, xi).  Returns (states, stats dict); states are (y, omega, xi)."""
+        return Driver(self).advance(sigma_from, z_from, sigma_to)
+
+    @staticmethod
+    def _mode(sigma):
+        """0: z = y (t by quadrature); 1: z = (y, xi, omega); 2: z = (y, xi)."""
+        if sigma < math.log(XI_SWITCH):
+            return 0
+        return 1 if sigma < math.log(TIME_SWITCH) else 2
+
+    # The solver's first block is y itself, unless the system integrates another vector
+    # (flowkit.dual.DualFlow: N unknowns) and maps it to and from y at the ends of ``advance``
+    @property
+    def _ny(self):
+        return self.problem.n_features
+
+    def _import(self, sigma, y):
+        return y
+
+    def _export(self, sigma, y):
+        return y
+
+    def _solver(self, mode):
+        """(solver class, fun, jac, linear-algebra operator or None: the solver's default)
+        for the state variables of ``mode``."""
+        fun = (self.fun, self.fun_xi, self.fun_xi_dd)[mode]
+        jac = self.jac if mode == 0 else self.jac_xi
+        return METHODS[self.method], fun, jac, self._dense_lu(mode)
+
+    def _dense_lu(self, mode):
+        """Radau's dense operator: past TIME_SWITCH the xi rows of J are ~gamma~ times the y
+        rows (linalg.EquilibratedLU)."""
+        return EquilibratedLU() if (self.method == "Radau" and mode == 2) else None
+
+    def _resolve_atol(self, atol):
+        """The atol vector for z0 = (y, omega); ``atol_xi`` for (y, xi[, omega])."""
+        d, n = self.problem.n_features, self.z0.size
+        if atol is None:
+            # y is O(1)-scaled (flow.py's docstring): ~1e-2 rtol of its size;
+            # omega = log(t kappa) - gamma~ is O(1) and relaxes to ~0
+            scale = max(np.max(np.abs(self.z0[:d])), 1e-300)
+            arr = np.concatenate([np.full(d, 1e-2 * self.rtol * scale), np.full(n - d, self.rtol)])
+        else:
+            arr = np.asarray(atol, dtype=float)
+            if arr.ndim == 0:
+                arr = np.full(n, float(arr))
+            if arr.shape != (n,) or not np.all(np.isfinite(arr)) or np.any(arr <= 0):
+                raise ParameterError(f"atol must be a positive scalar or a vector of length d+1 = {n}")
+        # past XI_SWITCH: (y, xi[, omega]), xi the O(1)-gap margin offsets (absolute)
+        self.atol_xi = np.concatenate(
+            [arr[:d], np.full(self.problem.n_samples, max(self.rtol, XI_ATOL_MIN))])
+        return arr
