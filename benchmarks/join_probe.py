@@ -94,7 +94,7 @@ def plot(rows, stem):
     from matplotlib.figure import Figure
 
     sys.path.insert(0, str(HERE.parent))
-    from analysis.style import SERIES, context
+    from analysis.style import SERIES, context, save
 
     with context():
         fig = Figure(figsize=(7.5, 3.4), layout="constrained")
@@ -117,8 +117,7 @@ def plot(rows, stem):
         ax.set_ylabel("Radau steps (x on the axis: failed)")
         ax.set_title(f"runs to gamma~ = {TARGET:.0e}", fontsize=9)
         fig.legend(*ax.get_legend_handles_labels(), fontsize=7, loc="outside right upper")
-        for ext in ("png", "pdf"):
-            fig.savefig(f"{stem}.{ext}", dpi=150)
+    save(fig, stem)
 
 
 def main(argv=None):

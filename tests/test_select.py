@@ -86,31 +86,15 @@ def _robertson_jac(t, y):
 
 
 @pytest.mark.parametrize("jac", [_robertson_jac, None])
-def test_theta_radau_equals_scipy_radau_step_for_step(jac):
-    """At the default jac_theta (scipy's 1e-3) flowkit's Radau is scipy's, step for step, on
-    Robertson's stiff problem; this pins the scipy versions flowkit's fork follows."""
+@pytest.mark.parametrize("scipy_cls, fork", [(Radau, ThetaRadau), (BDF, OperatorBDF)],
+                         ids=["Radau", "BDF"])
+def test_forks_equal_scipy_step_for_step(scipy_cls, fork, jac):
+    """flowkit's Radau (at the default jac_theta, scipy's 1e-3) and BDF, their linear algebra
+    an operator (flowkit.linalg), are scipy's, step for step, on Robertson's stiff problem;
+    this pins the scipy versions the forks follow."""
     args = (_robertson, 0.0, np.array([1.0, 0.0, 0.0]), 1e5)
     opts = {"rtol": 1e-8, "atol": [1e-10, 1e-14, 1e-10], "jac": jac}
-    a, b = Radau(*args, **opts), ThetaRadau(*args, **opts)
-    steps = 0
-    while a.status == "running":
-        a.step()
-        b.step()
-        steps += 1
-        assert b.t == a.t
-        np.testing.assert_array_equal(b.y, a.y)
-    assert b.status == a.status == "finished"
-    assert (b.nfev, b.njev, b.nlu) == (a.nfev, a.njev, a.nlu)
-    assert steps > 50
-
-
-@pytest.mark.parametrize("jac", [_robertson_jac, None])
-def test_operator_bdf_equals_scipy_bdf_step_for_step(jac):
-    """flowkit's BDF (its linear algebra an operator, flowkit.linalg) is scipy's, step for
-    step, with the default dense operator."""
-    args = (_robertson, 0.0, np.array([1.0, 0.0, 0.0]), 1e5)
-    opts = {"rtol": 1e-8, "atol": [1e-10, 1e-14, 1e-10], "jac": jac}
-    a, b = BDF(*args, **opts), OperatorBDF(*args, **opts)
+    a, b = scipy_cls(*args, **opts), fork(*args, **opts)
     steps = 0
     while a.status == "running":
         a.step()
