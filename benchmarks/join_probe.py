@@ -88,12 +88,9 @@ def table(rows, seconds):
 
 
 def plot(rows, stem):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib.figure import Figure
-
     sys.path.insert(0, str(HERE.parent))
+    from matplotlib.figure import Figure  # no pyplot, so no backend to choose
+
     from analysis.style import SERIES, context, save
 
     with context():
