@@ -17,6 +17,7 @@ by cell, failures, slowest cases), robustness.json (raw rows) and robustness.png
 
     python benchmarks/robustness.py [--quick] [--datasets 300] [--per-dataset 1]
         [--reference-every 3] [--workers 2] [--no-reference] [--redraw]
+        [--gammas 1e20 1e30 --seed 7 --stem benchmarks/robustness_far]   (past the grid)
 """
 from __future__ import annotations
 
@@ -293,6 +294,7 @@ def plot(rows, stem):
 
 
 def main(argv=None):
+    global GAMMAS
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="40 datasets x 3 cells")
     ap.add_argument("--datasets", type=int, default=300)
@@ -302,13 +304,18 @@ def main(argv=None):
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--no-reference", action="store_true")
     ap.add_argument("--redraw", action="store_true", help="tables and plot from robustness.json")
+    ap.add_argument("--gammas", type=float, nargs="+", help=f"the gamma~ cells (default {GAMMAS})")
+    ap.add_argument("--seed", type=int, default=0, help="the order in which cells meet datasets")
+    ap.add_argument("--stem", help="output path without suffix (default benchmarks/robustness)")
     args = ap.parse_args(argv)
-    stem = HERE / ("robustness_quick" if args.quick else "robustness")
+    if args.gammas:
+        GAMMAS = tuple(args.gammas)  # read by cases() and report(); the forked workers inherit it
+    stem = Path(args.stem) if args.stem else HERE / ("robustness_quick" if args.quick else "robustness")
     if args.redraw:
         saved = json.loads(Path(f"{stem}.json").read_text())
         rows, seconds, workers = saved["rows"], saved["seconds"], saved["workers"]
     else:
-        todo = cases(40, 3) if args.quick else cases(args.datasets, args.per_dataset)
+        todo = cases(40, 3) if args.quick else cases(args.datasets, args.per_dataset, args.seed)
         t0 = time.perf_counter()
         run_case(("gauss", 0, 3, 1.0, 10.0), reference=False)  # compile before timing
         rows = []

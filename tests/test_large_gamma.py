@@ -216,3 +216,13 @@ def test_far_trial_state_gives_nan_rates_not_an_exception():
         "0x1.4bafddbbd2ec9p+123", "0x1.1a456c8aa5c81p+163", "0x1.1a456c8aa4c3ep+163")])
     f = K.xi_rhs_dd(66.33230158725252, z, P.Xt, 5.0, P.log_alpha_D)
     assert not np.all(np.isfinite(f))
+
+
+def test_lsoda_keeps_the_sigma_clock():
+    """LSODA is not given the anchored clock: its own first step depends on |t|, and from
+    t = 0 it stayed in Adams order 1 at its stability limit on this run (more than 50,000
+    steps at gamma~ = 5e7; 8,548 steps to 1e8 on the sigma clock)."""
+    X, y = flowkit.datasets.planted_sparse(3, 120, 3, 2)
+    tr = flowkit.integrate(X, y, depth=2, alpha=1.0, gamma=1e8, rtol=1e-9, method="LSODA")
+    assert tr.stats["steps"] < 20_000 and tr.gamma[-1] == 1e8
+    assert tr.stats["invariants"]["gamma_consistency"] < 1e-8
