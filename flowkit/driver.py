@@ -145,15 +145,16 @@ class Driver:
             return np.array(y, dtype=float)
         if xi is None:
             xi = self.system._offsets(sigma, y)
+        xi = self.system._reduce(mode, xi)
         return np.concatenate([y, xi, [omega]]) if mode == 1 else np.concatenate([y, xi])
 
     def _unpack(self, sigma, z, mode):
         """(y, omega, xi) from the solver's state in ``mode``."""
-        d, N = self.system._ny, self.system.problem.n_samples
+        d, N = self.system._ny, self.system._xi_count(mode)
         y = z[:d]
         if mode == 0:
             return y, self._log_t + self.system._log_kappa(sigma, y) - math.exp(sigma), self.system._offsets(sigma, y)
-        xi = z[d:d + N]
+        xi = self.system._expand(mode, z[d:d + N])
         return y, (z[d + N] if mode == 1 else self.system._omega_asymptotic(sigma, y, xi)), xi
 
     def _clock_time(self, solver):
@@ -211,8 +212,7 @@ class Driver:
             fun, jac = _anchored(fun, hi, lo), _anchored(jac, hi, lo)
             if isinstance(cls, partial) and "fun_stages" in cls.keywords:
                 cls = partial(cls, fun_stages=_anchored(cls.keywords["fun_stages"], hi, lo))
-        atol = (self.system.atol[:self.system._ny], np.concatenate([self.system.atol_xi, self.system.atol[self.system._ny:]]),
-                self.system.atol_xi)[mode]
+        atol = self.system._atol(mode)
         options = {"rtol": self.system.rtol, "atol": atol}
         if self.system.method in IMPLICIT:
             options["jac"] = jac
@@ -220,7 +220,7 @@ class Driver:
             options["linalg"] = linalg
         radau = _is_radau(cls)
         if radau and mode >= 1 and self.system.method in IMPLICIT:
-            options["jac"], options["scale"] = self._floored(options["jac"], atol)
+            options["jac"], options["scale"] = self._floored(options["jac"], atol, mode)
         t0, t1 = (0.0, self._clock_span(target, mode)) if self._anchored else (sigma, target)
         first = None if (self._h is None or self.system.method == "LSODA") else min(self._h, t1 - t0)
         solver = cls(fun, t0, z, t1, first_step=first, **options)
@@ -280,7 +280,7 @@ class Driver:
         self._live, self._live_end = (None, None) if reanchor else (solver, sigma)
         return sigma, solver.y
 
-    def _floored(self, jac, atol):
+    def _floored(self, jac, atol, mode):
         """(jac, scale) for Radau past XI_SWITCH: the Jacobian callable, which also records
         the rounding floor of Newton's iterates at it, and the error weights that go with it.
 
@@ -315,7 +315,7 @@ class Driver:
 
         Measured on benchmarks/join_probe.py (42 runs to gamma~ = 1e30): all complete, in
         144,068 steps; the session-7 weights completed 26."""
-        rtol, ny, N = self.system.rtol, self.system._ny, self.system.problem.n_samples
+        rtol, ny, N = self.system.rtol, self.system._ny, self.system._xi_count(mode)
         hi, lo = self._anchor
         floor = [None]
 

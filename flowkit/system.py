@@ -102,6 +102,22 @@ class System:
     def _export(self, sigma, y):
         return y
 
+    # The margin offsets in the solver's state: one per sample, unless a system carries
+    # fewer in some mode (flow.Flow: one per distinct sample past TIME_SWITCH)
+    def _xi_count(self, mode):
+        return self.problem.n_samples
+
+    def _reduce(self, mode, xi):
+        return xi
+
+    def _expand(self, mode, xi):
+        return xi
+
+    def _atol(self, mode):
+        """The solver's atol in ``mode``: (y[, omega]), (y, xi, omega), (y, xi)."""
+        ny = self._ny
+        return (self.atol[:ny], np.concatenate([self.atol_xi, self.atol[ny:]]), self.atol_xi)[mode]
+
     def _solver(self, mode):
         """(solver class, fun, jac, linear-algebra operator or None: the solver's default)
         for the state variables of ``mode``."""

@@ -4,6 +4,8 @@ they make possible (issue: alpha = 1e6 on fig3d, gamma~ past 1e15).
 References are independent: mpmath at 50 digits for the arithmetic and the rates, the
 Q^D_mu max-margin solver (flowkit.maxmargin, a convex program) for the limits."""
 import math
+import sys
+from pathlib import Path
 
 import mpmath as mp
 import numpy as np
@@ -226,3 +228,28 @@ def test_lsoda_keeps_the_sigma_clock():
     tr = flowkit.integrate(X, y, depth=2, alpha=1.0, gamma=1e8, rtol=1e-9, method="LSODA")
     assert tr.stats["steps"] < 20_000 and tr.gamma[-1] == 1e8
     assert tr.stats["invariants"]["gamma_consistency"] < 1e-8
+
+
+def test_duplicated_samples_past_1e15():
+    """Identical samples carry one margin offset past TIME_SWITCH (flow.Flow._reduce).
+    Before, the rounding of the linear solves split their offsets along a direction no
+    force restores, and Newton stalled: this run (robustness battery family 'duplicated',
+    N = 17 of which 4 are copies, d = 3) failed at gamma~ = 1.5e18.  Against the
+    independent reference, which carries every copy, at 1e6; then on to 1e20."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import robustness as R
+    from _reference_flow import reference_w
+
+    X, y = R.data("duplicated", 1082)
+    Xt = y[:, None] * X
+    assert np.unique(Xt, axis=0).shape[0] < Xt.shape[0]
+    tr = flowkit.integrate(X, y, depth=5, alpha=100.0, gamma=1e6)
+    w = reference_w(Xt, 5, 100.0, 1e6, rtol=1e-12)
+    w = w / np.min(Xt @ w)
+    assert np.max(np.abs(tr.w_hat[-1] - w)) <= 1e-10 * np.max(np.abs(w))
+    far = flowkit.integrate(X, y, depth=5, alpha=100.0, gamma=1e20)
+    assert far.stats["invariants"]["gamma_consistency"] < 1e-10
+    xi = far.state[-1, X.shape[1] + 1:]
+    for n in range(Xt.shape[0]):  # copies keep one offset
+        same = np.all(Xt == Xt[n], axis=1)
+        assert np.all(xi[same] == xi[n])
