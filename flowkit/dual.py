@@ -180,6 +180,7 @@ class DualFlow(System):
             raise ParameterError("the dual form takes a scalar atol, or its own resolved vector "
                                  "(length N + 1, as in Trajectory.stats['atol']): its state is not y")
         super().__init__(problem, method=method, rtol=rtol, max_steps=max_steps)
+        self._distinct = None  # every copy carried (system.py; select.dual_pays keeps copies off)
         self._caches()
         self.sigma0, self.z0 = initial_state(problem)
         self.atol = self._resolve_atol(atol)

@@ -111,38 +111,6 @@ class Flow(System):
         # D = 10, alpha = 1e-3, 50,000 steps in one plateau; dense LU: 572)
         self.clock = PlateauClock(problem, self.rtol, self.structured and structured_pays(
             problem.n_samples, problem.n_features))
-        self._distinct = _distinct_samples(problem.Xt)
-
-    # -- past TIME_SWITCH: one offset per distinct sample -------------------------
-    # Identical samples have identical offsets; carried separately, the rounding of
-    # Radau's linear solves splits them along a direction no force restores (it does not
-    # move y), and past gamma~ ~ 1e15 that noise stalled Newton: 14 of 15 runs on data
-    # with duplicated samples failed between 5e15 and 3e19 (benchmarks/robustness_far.md),
-    # the same data without the duplicates ran.  A group of k identical samples out of N,
-    # among U distinct ones, is one offset zeta = xi - log(k U / N): then softmax(-zeta) is
-    # the group's total weight and log(mean_U e^{-zeta}) = log(mean_N e^{-xi}) = Lambda, so
-    # the kernels on the U distinct rows give the flow exactly (_kernels/flow.py).
-    def _xi_count(self, mode):
-        return self.problem.n_samples if (mode < 2 or self._distinct is None) else self._distinct[0].size
-
-    def _reduce(self, mode, xi):
-        if mode < 2 or self._distinct is None:
-            return xi
-        rep, _, shift, _ = self._distinct
-        return xi[rep] - shift
-
-    def _expand(self, mode, zeta):
-        if mode < 2 or self._distinct is None:
-            return zeta
-        _, group, shift, _ = self._distinct
-        return (zeta + shift)[group]
-
-    def _atol(self, mode):
-        atol = super()._atol(mode)
-        if mode < 2 or self._distinct is None:
-            return atol
-        d = self._ny
-        return np.concatenate([atol[:d], atol[d:][self._distinct[0]]])
 
     # -- what -----------------------------------------------------------------
     def fun(self, sigma, z):
@@ -186,14 +154,15 @@ class Flow(System):
         slope = K.dlogkappa_xi(sigma, y, xi, *self._args) / math.exp(sigma)
         return math.log1p(slope)
 
-    def _solver(self, mode):
-        if mode == 2 and self._distinct is not None:
-            args = (self._distinct[3], *self._args[1:])
-            fun = partial(_xi_rhs_dd, args=args)
-            if self.structured:
-                return STRUCTURED[self.method], fun, partial(_jac_xi, args=args, dense=False), StructuredLU()
-            return METHODS[self.method], fun, partial(_jac_xi, args=args, dense=True), self._dense_lu(mode)
+    def _reduced_solver(self, Xt):
+        args = (Xt, *self._args[1:])
+        fun = partial(_xi_rhs_dd, args=args)
         if self.structured:
+            return STRUCTURED[self.method], fun, partial(_jac_xi, args=args, dense=False), StructuredLU()
+        return METHODS[self.method], fun, partial(_jac_xi, args=args, dense=True), self._dense_lu(2)
+
+    def _solver(self, mode):
+        if self.structured and not (mode == 2 and self._distinct is not None):
             fun = (self.fun, self.fun_xi, self.fun_xi_dd)[mode]
             jac = self.jac_structured if mode == 0 else self.jac_xi_structured
             return STRUCTURED[self.method], fun, jac, StructuredLU()
@@ -207,24 +176,6 @@ def _xi_rhs_dd(sigma, z, args):
 def _jac_xi(sigma, z, args, dense):
     J = JacobianXi.at(sigma, z, *args)
     return J.dense() if dense else J
-
-
-def _distinct_samples(Xt):
-    """None if the rows of Xt are distinct, else (rep, group, shift, args): the first row
-    of each group of identical rows, each row's group, log(k U / N) per group and the
-    distinct rows themselves (``Flow._reduce``)."""
-    N = Xt.shape[0]
-    _, first, inverse, counts = np.unique(Xt, axis=0, return_index=True, return_inverse=True,
-                                          return_counts=True)
-    if first.size == N:
-        return None
-    order = np.argsort(first)           # groups in the order of their first rows
-    rank = np.empty_like(order)
-    rank[order] = np.arange(order.size)
-    rep = first[order]
-    group = rank[np.ravel(inverse)]
-    shift = np.log(counts[order] * (rep.size / N))
-    return rep, group, shift, np.ascontiguousarray(Xt[rep])
 
 
 def initial_state(problem):

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 
@@ -42,7 +43,7 @@ from ._kernels import linearized as KL
 from ._kernels.flow import softmax_margins, softmax_offsets
 from .diagnostics import invariants
 from .exceptions import ParameterError
-from .system import GAMMA_START, System
+from .system import GAMMA_START, METHODS, System
 from .trajectory import Trajectory
 
 __all__ = ["LinearizedFlow", "LinearizedTrajectory"]
@@ -78,6 +79,11 @@ class LinearizedFlow(System):
     def jac_xi(self, sigma, z):
         return KL.xi_evaluate(sigma, z, self.problem.Xt, True)[1]
 
+    def _reduced_solver(self, Xt):
+        """Mode 2 on the distinct rows Xt (flowkit.system)."""
+        return (METHODS[self.method], partial(_xi_fun, Xt=Xt), partial(_xi_jac, Xt=Xt),
+                self._dense_lu(2))
+
     def _initial_state(self):
         """Exact solution for p frozen at 1/N up to gamma~ = GAMMA_START: w̄ = gamma~ ḡ/|ḡ|²
         (ḡ = mean row of Xt) and t kappa = expm1(gamma~); relative error O(gamma~) = 1e-14."""
@@ -108,6 +114,14 @@ class LinearizedFlow(System):
         """log K = log(2 D² alpha^{2D-2})."""
         D = float(self.problem.depth)
         return math.log(2.0 * D * D) + (2.0 * D - 2.0) / D * self.problem.log_alpha_D
+
+
+def _xi_fun(sigma, z, Xt):
+    return KL.xi_evaluate(sigma, z, Xt, False)[0]
+
+
+def _xi_jac(sigma, z, Xt):
+    return KL.xi_evaluate(sigma, z, Xt, True)[1]
 
 
 @dataclass(frozen=True, eq=False)

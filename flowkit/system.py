@@ -76,6 +76,7 @@ class System:
         self.rtol = float(rtol)
         self.max_steps = int(max_steps)
         self._args = (problem.Xt, float(problem.depth), problem.log_alpha_D)
+        self._distinct = _distinct_samples(problem.Xt)
 
     def advance(self, sigma_from, z_from, sigma_to):
         """States at the increasing log-accuracies ``sigma_to`` from (sigma_from, z_from):
@@ -102,25 +103,48 @@ class System:
     def _export(self, sigma, y):
         return y
 
-    # The margin offsets in the solver's state: one per sample, unless a system carries
-    # fewer in some mode (flow.Flow: one per distinct sample past TIME_SWITCH)
+    # -- past TIME_SWITCH: one margin offset per distinct sample ------------------
+    # Identical samples have identical offsets; carried separately, the rounding of
+    # Radau's linear solves splits them along a direction no force restores (it does not
+    # move y), and past gamma~ ~ 1e15 that noise stalled Newton: 14 of 15 runs on data
+    # with duplicated samples failed between 5e15 and 3e19 (benchmarks/robustness_far.md),
+    # the same data without the duplicates ran.  A group of k identical samples out of N,
+    # among U distinct ones, is one offset zeta = xi - log(k U / N): then softmax(-zeta) is
+    # the group's total weight and log(mean_U e^{-zeta}) = log(mean_N e^{-xi}) = Lambda, so
+    # the kernels on the U distinct rows give the flow exactly (the softmax and Lambda of
+    # _kernels/flow.py and _kernels/linearized.py alike).  A system sets ``_distinct`` to
+    # None to carry every copy (dual.DualFlow, which select.dual_pays keeps off such data),
+    # else gives ``_reduced_solver(Xt)``, its mode-2 solver on the distinct rows.
     def _xi_count(self, mode):
-        return self.problem.n_samples
+        return self.problem.n_samples if (mode < 2 or self._distinct is None) else self._distinct[0].size
 
     def _reduce(self, mode, xi):
-        return xi
+        if mode < 2 or self._distinct is None:
+            return xi
+        rep, _, shift, _ = self._distinct
+        return xi[rep] - shift
 
-    def _expand(self, mode, xi):
-        return xi
+    def _expand(self, mode, zeta):
+        if mode < 2 or self._distinct is None:
+            return zeta
+        _, group, shift, _ = self._distinct
+        return (zeta + shift)[group]
 
     def _atol(self, mode):
         """The solver's atol in ``mode``: (y[, omega]), (y, xi, omega), (y, xi)."""
         ny = self._ny
-        return (self.atol[:ny], np.concatenate([self.atol_xi, self.atol[ny:]]), self.atol_xi)[mode]
+        atol = (self.atol[:ny], np.concatenate([self.atol_xi, self.atol[ny:]]), self.atol_xi)[mode]
+        if mode < 2 or self._distinct is None:
+            return atol
+        d = self._ny
+        return np.concatenate([atol[:d], atol[d:][self._distinct[0]]])
+
 
     def _solver(self, mode):
         """(solver class, fun, jac, linear-algebra operator or None: the solver's default)
         for the state variables of ``mode``."""
+        if mode == 2 and self._distinct is not None:
+            return self._reduced_solver(self._distinct[3])
         fun = (self.fun, self.fun_xi, self.fun_xi_dd)[mode]
         jac = self.jac if mode == 0 else self.jac_xi
         return METHODS[self.method], fun, jac, self._dense_lu(mode)
@@ -148,3 +172,21 @@ class System:
         self.atol_xi = np.concatenate(
             [arr[:d], np.full(self.problem.n_samples, max(self.rtol, XI_ATOL_MIN))])
         return arr
+
+
+def _distinct_samples(Xt):
+    """None if the rows of Xt are distinct, else (rep, group, shift, args): the first row
+    of each group of identical rows, each row's group, log(k U / N) per group and the
+    distinct rows themselves (``Flow._reduce``)."""
+    N = Xt.shape[0]
+    _, first, inverse, counts = np.unique(Xt, axis=0, return_index=True, return_inverse=True,
+                                          return_counts=True)
+    if first.size == N:
+        return None
+    order = np.argsort(first)           # groups in the order of their first rows
+    rank = np.empty_like(order)
+    rank[order] = np.arange(order.size)
+    rep = first[order]
+    group = rank[np.ravel(inverse)]
+    shift = np.log(counts[order] * (rep.size / N))
+    return rep, group, shift, np.ascontiguousarray(Xt[rep])

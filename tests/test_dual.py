@@ -305,3 +305,16 @@ def test_thread_pool_survives_fork(monkeypatch):
 
 def _run_w_hat(P):
     return _run(DualFlow(P), 10.0).w_hat
+
+
+def test_not_chosen_for_duplicated_samples():
+    """Copies of a sample leave the dual state a direction nothing restores (it stalled at
+    gamma~ = 3.6e13 on this data); the selection keeps such data on the primal path, which
+    shares one offset per group of copies, and that runs to 1e20."""
+    X, y = flowkit.datasets.planted_sparse(8, 200, 3, 1)
+    P = Problem.build(X, y, 2, 1.0)
+    assert dual_pays(P, 1e20, 1e-10)
+    Xd, yd = np.vstack([X, X[[1, 3, 3]]]), np.concatenate([y, y[[1, 3, 3]]])
+    assert not dual_pays(Problem.build(Xd, yd, 2, 1.0), 1e20, 1e-10)
+    tr = flowkit.integrate(Xd, yd, depth=2, alpha=1.0, gamma=1e20)
+    assert tr.stats["linalg"] == "structured" and tr.stats["invariants"]["gamma_consistency"] < 1e-10

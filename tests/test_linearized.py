@@ -124,3 +124,22 @@ def test_trajectory_contract_at_and_errors(fig4a):
     np.testing.assert_allclose(got.w[0], tr.w[tr.gamma == 42.0][0], rtol=1e-12)
     with pytest.raises(flowkit.ParameterError, match="unknown model"):
         flowkit.integrate(X, y, depth=2, alpha=1.0, gamma=10.0, model="linear")
+
+
+def test_orthogonal_rows_with_a_copy_closed_form():
+    """A copied sample weighs k/N in the loss: m_u = log(1 + K |x̃_u|² k_u t / N), w̄ = Σ_u
+    x̃_u m_u / |x̃_u|² over the distinct rows.  Past TIME_SWITCH the copies share one offset
+    (flowkit.system); before that they are carried apart, so both layouts are checked."""
+    X, y = np.array([[2.0, 0.0, 0.0], [0.0, 0.5, 0.0], [0.0, 0.5, 0.0]]), np.array([1.0, -1.0, -1.0])
+    Xt = y[:, None] * X
+    D, alpha = 3, 0.7
+    tr = flowkit.integrate(X, y, depth=D, alpha=alpha, gamma=1e7, model="linearized",
+                           points_per_decade=3)
+    assert tr.gamma[0] < XI_SWITCH and tr.gamma[-1] > TIME_SWITCH
+    u, k = Xt[:2], np.array([1.0, 2.0])
+    n2 = np.sum(u ** 2, axis=1)
+    log_c = _log_K(D, alpha) + np.log(n2 * k / 3)
+    L = np.logaddexp(0.0, log_c[None, :] + tr.log_time[:, None])
+    np.testing.assert_allclose(tr.w, L @ (u / n2[:, None]), rtol=1e-9, atol=1e-12)
+    gamma = -logsumexp(-L + np.log(k / 3), axis=1)
+    np.testing.assert_allclose(tr.gamma, gamma, rtol=1e-9)
