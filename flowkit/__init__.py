@@ -18,17 +18,17 @@ from .exceptions import (DataError, FlowkitError, IntegrationError, NotSeparable
 # nor the potentials' kernels unless they are used (benchmarks/startup.py).
 _LAZY = {
     "integrate": "integrator", "Trajectory": "trajectory", "Problem": "problem",
-    "gamma_from_loss": "stopping", "METHODS": "flow",
+    "gamma_from_loss": "stopping", "METHODS": "flow", "CompiledRadau": "compiled",
     "max_margin": "maxmargin", "MaxMargin": "maxmargin", "L1Face": "maxmargin",
     "q_path": "qpath", "QPath": "qpath", "Kink": "qpath",
     "open_store": "store", "StoreError": "store", "StoreLockedError": "store",
 }
 _SUBMODULES = {"baselines", "linearized", "datasets", "diagnostics", "potentials", "events", "symbolic", "store", "sweep",
                "maxmargin", "qpath", "integrator", "trajectory", "problem", "stopping", "flow",
-               "cli", "exceptions"}
+               "cli", "exceptions", "compiled"}
 
 __all__ = [
-    "integrate", "baselines", "Trajectory", "Problem", "datasets", "gamma_from_loss", "METHODS",
+    "integrate", "baselines", "Trajectory", "Problem", "datasets", "gamma_from_loss", "METHODS", "CompiledRadau",
     "max_margin", "MaxMargin", "L1Face", "q_path", "QPath", "Kink", "diagnostics", "potentials",
     "open_store", "StoreError", "StoreLockedError",
     "FlowkitError", "DataError", "NotSeparableError", "ParameterError", "StoppingRuleError",

@@ -21,7 +21,9 @@ from functools import partial
 import numpy as np
 from scipy.integrate._ivp.radau import MU_REAL
 
+from ._kernels import radau as KR
 from .clock import RATE_ENTER, sigma_rate
+from .compiled import CompiledRadau
 from .exceptions import IntegrationError
 from .radau import ThetaRadau, resume
 
@@ -71,6 +73,11 @@ def _two_sum(a, b):
 def _anchored(f, hi, lo):
     """f(sigma, ...) as a function of s = sigma - (hi + lo) (Driver._run)."""
     return lambda s, *args: f(hi + (lo + s), *args)
+
+
+def _is_compiled(cls):
+    cls = cls.func if isinstance(cls, partial) else cls
+    return isinstance(cls, type) and issubclass(cls, CompiledRadau)
 
 
 def _is_radau(cls):
@@ -203,23 +210,28 @@ class Driver:
             resume(live, self._clock_span(target, mode))
             return self._steps(live, target, final, stats, counts, mode)
         cls, fun, jac, linalg = self.system._solver(mode)
+        compiled = _is_compiled(cls)
         # LSODA keeps sigma as its clock: its own first step depends on |t|, and from t = 0 it
         # could stay in Adams order 1 at its stability limit (planted_sparse(3, 120), D = 2,
         # gamma~ = 1e8: 8,548 steps unanchored, more than 50,000 anchored)
         self._anchored = mode >= 1 and self.system.method != "LSODA"
         self._anchor = (hi, lo) if self._anchored else (0.0, 0.0)
-        if self._anchored:
+        options = {}
+        if self._anchored and compiled:
+            options["anchor"] = (hi, lo)
+        elif self._anchored:
             fun, jac = _anchored(fun, hi, lo), _anchored(jac, hi, lo)
             if isinstance(cls, partial) and "fun_stages" in cls.keywords:
                 cls = partial(cls, fun_stages=_anchored(cls.keywords["fun_stages"], hi, lo))
         atol = self.system._atol(mode)
-        options = {"rtol": self.system.rtol, "atol": atol}
+        options.update(rtol=self.system.rtol, atol=atol)
         if self.system.method in IMPLICIT:
             options["jac"] = jac
         if linalg is not None:
             options["linalg"] = linalg
-        radau = _is_radau(cls)
-        if radau and mode >= 1 and self.system.method in IMPLICIT:
+        if mode >= 1 and compiled:
+            options["floored"] = self._floor_options(mode)
+        elif _is_radau(cls) and mode >= 1 and self.system.method in IMPLICIT:
             options["jac"], options["scale"] = self._floored(options["jac"], atol, mode)
         t0, t1 = (0.0, self._clock_span(target, mode)) if self._anchored else (sigma, target)
         first = None if (self._h is None or self.system.method == "LSODA") else min(self._h, t1 - t0)
@@ -239,6 +251,8 @@ class Driver:
         clock stalls (``clock.RATE_ENTER``; sets ``_stalled``), or past XI_SWITCH to a step
         end where the clock needs a new anchor (``REANCHOR``); add its counts beyond
         ``counts`` to ``stats``.  Returns (sigma reached, state)."""
+        if isinstance(solver, CompiledRadau):
+            return self._steps_compiled(solver, target, final, stats, counts, mode)
         d = self.system.problem.n_features
         watch = self.system.clock is not None and mode == 0
         hi, lo = self._anchor
@@ -264,6 +278,36 @@ class Driver:
                 if sigma_rate(solver.y[:d], f[:d]) > RATE_ENTER:
                     self._stalled = True
                     break
+        return self._ended(solver, target, stats, counts, reanchor)
+
+    def _steps_compiled(self, solver, target, final, stats, counts, mode):
+        """``_steps`` for compiled.CompiledRadau: the same loop, run inside the kernel in one
+        call (its quadrature, plateau watch, re-anchoring test and step budget are this
+        driver's: _kernels/radau.py, ``_advance``)."""
+        watch = self.system.problem.n_features if (self.system.clock is not None and mode == 0) else 0
+        if mode == 0:
+            solver.log_t = self._log_t
+        before = solver.steps
+        status = solver.advance(self.system.max_steps - stats["steps"] + before,
+                                quadrature=self.system._ny if mode == 0 else 0, watch=watch,
+                                rate=RATE_ENTER, reanchor=REANCHOR if self._anchored else 0.0)
+        stats["steps"] += solver.steps - before
+        if mode == 0:
+            self._log_t = solver.log_t
+        if status in (KR.TOO_SMALL, KR.BUDGET):
+            hi, lo = self._anchor
+            reason = (solver.TOO_SMALL_STEP if status == KR.TOO_SMALL
+                      else f"more than {self.system.max_steps} steps")
+            raise IntegrationError(
+                f"{self.system.method} failed at gamma~ = {math.exp(hi + (lo + solver.t)):.6g} "
+                f"(target {math.exp(final):.6g}): {reason}")
+        self._stalled = status == KR.STALLED
+        return self._ended(solver, target, stats, counts, status == KR.REANCHOR)
+
+    def _ended(self, solver, target, stats, counts, reanchor):
+        """The end of a run of steps: counts to ``stats``, the step size and the point
+        reached for the next run.  Returns (sigma reached, state)."""
+        hi, lo = self._anchor
         for key, before in zip(_COUNTS, counts):
             stats[key] += getattr(solver, key, 0) - before
         self._h = getattr(solver, "h_abs", None)
@@ -279,6 +323,13 @@ class Driver:
             sigma = self._exact[0] + self._exact[1]
         self._live, self._live_end = (None, None) if reanchor else (solver, sigma)
         return sigma, solver.y
+
+    def _floor_options(self, mode):
+        """``_floored``'s constants and the state's layout, for the compiled step (which
+        computes the same weights in its loop: _kernels/radau.py, ``_weights``)."""
+        return {"ny": self.system._ny, "nx": self.system._xi_count(mode), "noise_margin": NOISE_MARGIN,
+                "gap_from": GAP_WEIGHT_FROM, "gap_active": GAP_ACTIVE, "gap_drop": GAP_DROP,
+                "landing": LANDING, "landing_noise": LANDING_NOISE}
 
     def _floored(self, jac, atol, mode):
         """(jac, scale) for Radau past XI_SWITCH: the Jacobian callable, which also records

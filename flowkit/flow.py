@@ -66,12 +66,13 @@ switch xi is recomputed from y, above it omega comes from its asymptotic form.
 from __future__ import annotations
 
 import math
-from functools import partial
+from functools import lru_cache, partial
 
 import numpy as np
 from scipy.optimize import bisect
 
 from ._kernels import flow as K
+from ._kernels.radau import specialise
 from .bdf import OperatorBDF
 from .clock import PlateauClock
 from .exceptions import IntegrationError, NumericalRangeError, ParameterError
@@ -94,8 +95,10 @@ class Flow(System):
     advances it (``System.advance``)."""
 
     def __init__(self, problem, *, method="Radau", rtol=1e-10, atol=None, max_steps=50_000,
-                 linalg="dense"):
-        super().__init__(problem, method=method, rtol=rtol, max_steps=max_steps)
+                 linalg="dense", step="scipy"):
+        if step == "compiled" and linalg != "dense":
+            raise ParameterError(f"step='compiled' runs linalg='dense' only; got linalg={linalg!r}")
+        super().__init__(problem, method=method, rtol=rtol, max_steps=max_steps, step=step)
         # structured linear algebra (structured.py): O(N² d) per factorisation and O(N d)
         # memory instead of O((d+N)³) and O((d+N)²); "auto" is resolved by select.select
         if linalg not in STRUCTURED_OR_DENSE or (linalg == "structured" and method not in STRUCTURED):
@@ -159,7 +162,11 @@ class Flow(System):
         fun = partial(_xi_rhs_dd, args=args)
         if self.structured:
             return STRUCTURED[self.method], fun, partial(_jac_xi, args=args, dense=False), StructuredLU()
-        return METHODS[self.method], fun, partial(_jac_xi, args=args, dense=True), self._dense_lu(2)
+        return self._method(2, args), fun, partial(_jac_xi, args=args, dense=True), self._dense_lu(2)
+
+    @staticmethod
+    def _kernels():
+        return _flow_kernels()
 
     def _solver(self, mode):
         if self.structured and not (mode == 2 and self._distinct is not None):
@@ -167,6 +174,14 @@ class Flow(System):
             jac = self.jac_structured if mode == 0 else self.jac_xi_structured
             return STRUCTURED[self.method], fun, jac, StructuredLU()
         return super()._solver(mode)
+
+
+@lru_cache(maxsize=1)
+def _flow_kernels():
+    """The compiled step bound to the flow's kernels, per mode (_kernels/flow_step.py)."""
+    from ._kernels import flow_step as S
+    return (specialise("flow0", S.rhs0, S.jac0, S.logk0), specialise("flow1", S.rhs1, S.jac1, S.no_logk),
+            specialise("flow2", S.rhs2, S.jac1, S.no_logk))
 
 
 def _xi_rhs_dd(sigma, z, args):

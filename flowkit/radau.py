@@ -286,7 +286,7 @@ def resume(solver, t_bound):
     """Continue a scipy ``OdeSolver`` that reached its end past it, to ``t_bound``
     (``ThetaRadau.resume``; the other methods keep their state as it is).  Not LSODA, which
     keeps its end point inside its Fortran state."""
-    if isinstance(solver, ThetaRadau):
+    if isinstance(solver, ThetaRadau) or hasattr(solver, "resume"):  # compiled.CompiledRadau too
         solver.resume(t_bound)
     else:
         solver.t_bound, solver.status = t_bound, "running"

@@ -27,9 +27,11 @@ from .flow import Flow
 from .linearized import LinearizedFlow
 from .structured import structured_pays
 
-__all__ = ["select", "replay", "structured_pays", "dual_pays", "LINALG", "STRUCTURED_METHODS"]
+__all__ = ["select", "select_step", "replay", "structured_pays", "dual_pays", "LINALG", "STRUCTURED_METHODS",
+           "STEPS"]
 
 LINALG = ("auto", "dense", "structured", "dual")
+STEPS = ("scipy", "compiled")
 STRUCTURED_METHODS = ("Radau", "BDF")
 
 _EPS = np.finfo(float).eps
@@ -103,6 +105,22 @@ def select(problem, *, gamma, method="Radau", rtol=1e-10, atol=None, linalg="aut
     if linalg == "auto" and atol is None and dual_pays(problem, gamma, rtol, method):
         return DualFlow, "dual"
     return Flow, primal_linalg(problem, method, linalg)
+
+
+def select_step(step, *, method, linalg, model="nonlinear"):
+    """The Radau step for the chosen engine: "scipy" (radau.ThetaRadau, the reference) or
+    "compiled" (compiled.CompiledRadau, scipy's step in numba: the same steps to rounding).
+    The compiled step has the flow's dense kernels only (_kernels/flow_step.py), so it
+    needs method="Radau", the primal state with linalg "dense" and the network's model;
+    it is not the default yet because each of its three specialisations compiles for
+    12-15 s on a machine's first run (then numba's cache loads it in ~0.05 s), which
+    would break the cold-start bound of benchmarks/startup.md."""
+    if not isinstance(step, str) or step not in STEPS:
+        raise ParameterError(f"step must be one of {STEPS}; got {step!r}")
+    if step == "compiled" and (method != "Radau" or linalg != "dense" or model != "nonlinear"):
+        raise ParameterError(f"step='compiled' runs method='Radau' with linalg 'dense' on the nonlinear "
+                             f"model; got method={method!r}, linalg={linalg!r}, model={model!r}")
+    return step
 
 
 def replay(stats, model="nonlinear"):

@@ -23,18 +23,21 @@ same driver.
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import numpy as np
 from scipy.integrate import DOP853, LSODA, RK23, RK45
 
 from .bdf import OperatorBDF
+from .compiled import CompiledRadau
 from .driver import Driver
 from .exceptions import ParameterError
 from .linalg import EquilibratedLU
 from .radau import ThetaRadau
 
-__all__ = ["System", "METHODS", "GAMMA_START", "TIME_SWITCH", "XI_SWITCH", "XI_ATOL_MIN"]
+__all__ = ["System", "METHODS", "STEPS", "GAMMA_START", "TIME_SWITCH", "XI_SWITCH", "XI_ATOL_MIN"]
 
+STEPS = ("scipy", "compiled")
 METHODS = {"Radau": ThetaRadau, "BDF": OperatorBDF, "LSODA": LSODA, "RK45": RK45, "RK23": RK23, "DOP853": DOP853}
 
 # The flow starts at gamma~ = 1e-14 from the exact solution with p frozen at its
@@ -63,10 +66,13 @@ class System:
 
     clock = None
     linalg = "dense"
+    # the step: "scipy" (radau.ThetaRadau and scipy's other solvers) or "compiled"
+    # (compiled.CompiledRadau, for a system with ``_kernels``); select.select_step chooses
+    step = "scipy"
     # the gamma~ where the state variables change (``_mode``)
     switches = (XI_SWITCH, TIME_SWITCH)
 
-    def __init__(self, problem, *, method, rtol, max_steps):
+    def __init__(self, problem, *, method, rtol, max_steps, step="scipy"):
         if method not in METHODS:
             raise ParameterError(f"unknown method {method!r}; choose one of {sorted(METHODS)}")
         if isinstance(rtol, bool) or not (isinstance(rtol, (int, float, np.floating)) and 1e-14 <= rtol < 1e-1):
@@ -75,6 +81,10 @@ class System:
         self.method = method
         self.rtol = float(rtol)
         self.max_steps = int(max_steps)
+        if step not in STEPS or (step == "compiled" and (method != "Radau" or self._kernels() is None)):
+            raise ParameterError(f"step must be 'scipy', or 'compiled' with method='Radau' on a system "
+                                 f"that has compiled kernels; got step={step!r}, method={method!r}")
+        self.step = step
         self._args = (problem.Xt, float(problem.depth), problem.log_alpha_D)
         self._distinct = _distinct_samples(problem.Xt)
 
@@ -147,7 +157,19 @@ class System:
             return self._reduced_solver(self._distinct[3])
         fun = (self.fun, self.fun_xi, self.fun_xi_dd)[mode]
         jac = self.jac if mode == 0 else self.jac_xi
-        return METHODS[self.method], fun, jac, self._dense_lu(mode)
+        return self._method(mode, self._args), fun, jac, self._dense_lu(mode)
+
+    def _method(self, mode, args):
+        """The solver class for ``mode`` on the data ``args``: the method's, or the
+        compiled step bound to the system's kernels for that mode."""
+        if self.step == "compiled":
+            return partial(CompiledRadau, kernels=self._kernels()[mode], args=args)
+        return METHODS[self.method]
+
+    @staticmethod
+    def _kernels():
+        """The compiled step's kernels per mode (_kernels.radau.specialise), or None."""
+        return None
 
     def _dense_lu(self, mode):
         """Radau's dense operator: past TIME_SWITCH the xi rows of J are ~gamma~ times the y

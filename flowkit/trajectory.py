@@ -64,7 +64,7 @@ class Trajectory:
             log_time[k] = states[k, d] + gamma[k] - K.log_kappa_xi(
                 sigma, states[k, :d], states[k, d + 1:], P.Xt, D, A)
         stats = dict(stats, method=flow.method, rtol=flow.rtol, atol=flow.atol.tolist(),
-                     linalg=flow.linalg,
+                     linalg=flow.linalg, step=flow.step,
                      invariants=invariants(P, gamma, delta, margin, gamma_state, log_time))
         return cls(gamma=gamma, w=w, margin=margin, w_hat=w / margin[:, None],
                    theta=math.log(P.alpha) + delta, log_time=log_time, state=np.array(states),

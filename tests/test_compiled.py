@@ -1,0 +1,173 @@
+"""The compiled Radau step (flowkit.compiled, _kernels/radau.py) against scipy's own Radau
+and against the scipy-Python step of the engine (integrate(step="scipy"))."""
+import math
+
+import numpy as np
+import pytest
+from numba import njit
+from scipy.integrate import Radau, solve_ivp
+from scipy.integrate._ivp import radau as SR
+
+import flowkit
+from flowkit import datasets
+from flowkit._kernels import radau as K
+from flowkit.compiled import CompiledRadau
+from flowkit.exceptions import ParameterError
+
+
+@njit
+def robertson(t, y):
+    return np.array([-0.04 * y[0] + 1e4 * y[1] * y[2],
+                     0.04 * y[0] - 1e4 * y[1] * y[2] - 3e7 * y[1] ** 2, 3e7 * y[1] ** 2])
+
+
+@njit
+def robertson_jac(t, y):
+    return np.array([[-0.04, 1e4 * y[2], 1e4 * y[1]],
+                     [0.04, -1e4 * y[2] - 6e7 * y[1], -1e4 * y[1]],
+                     [0.0, 6e7 * y[1], 0.0]])
+
+
+A_LIN = np.array([[-1.0, 0.3, 0.0, 0.1], [0.2, -50.0, 1.0, 0.0], [0.0, 0.5, -2e3, 0.4],
+                  [0.1, 0.0, 0.3, -0.5]])
+
+
+@njit
+def linear(t, y):
+    return A_LIN @ y + np.sin(t) * np.ones(4)
+
+
+@njit
+def linear_jac(t, y):
+    return A_LIN.copy()
+
+
+def test_constants_are_scipys():
+    for name in ("C", "E", "T", "TI", "P"):
+        np.testing.assert_allclose(getattr(K, name), getattr(SR, name), rtol=1e-15, atol=1e-15)
+    assert K.MU_REAL == pytest.approx(SR.MU_REAL, rel=1e-15)
+    assert complex(K.MU_COMPLEX_RE, K.MU_COMPLEX_IM) == pytest.approx(SR.MU_COMPLEX, rel=1e-15)
+    assert (K.NEWTON_MAXITER, K.MIN_FACTOR, K.MAX_FACTOR) == (SR.NEWTON_MAXITER, SR.MIN_FACTOR, SR.MAX_FACTOR)
+
+
+def test_well_conditioned_problem_step_for_step():
+    """On a mildly stiff linear system the compiled step is scipy's to rounding: the same
+    counts, the same steps to a few ulps until the first step whose size differs, and then the
+    same solution.  (The error estimate cancels: its norm moves by ~1e-9 relative with
+    rounding, so from the first change of step size on (step 310 here) the step sizes
+    differ by that much and the two step sequences drift apart; the solutions stay within
+    2e-4 of the tolerance, i.e. ~2e-13 relative, of each other.)"""
+    a = CompiledRadau(linear, 0.0, np.ones(4), 20.0, jac=linear_jac, rtol=1e-9, atol=1e-12)
+    b = Radau(linear, 0.0, np.ones(4), 20.0, jac=linear_jac, rtol=1e-9, atol=1e-12)
+    worst, same_h = 0.0, True
+    while b.status == "running":
+        a.step()
+        b.step()
+        same_h = same_h and (a.t - a.t_old) == pytest.approx(b.t - b.t_old, rel=1e-13, abs=0)
+        if same_h:
+            np.testing.assert_allclose(a.y, b.y, rtol=1e-13, atol=1e-15)
+        if b.t_old <= a.t <= b.t:
+            dev = np.abs(a.y - b.dense_output()(a.t)) / (1e-12 + 1e-9 * np.abs(a.y))
+            worst = max(worst, float(np.max(dev)))
+    assert a.status == "finished" and not same_h  # both regimes were exercised
+    assert (a.nfev, a.njev, a.nlu) == (b.nfev, b.njev, b.nlu)
+    assert worst < 2e-3
+    # the compiled dense output is scipy's polynomial
+    ts = np.linspace(a.t_old, a.t, 7)
+    ref = Radau(linear, a.t_old, a.dense_output()(a.t_old), a.t, jac=linear_jac)
+    assert ref.t == a.t_old
+    np.testing.assert_allclose(a.dense_output()(ts)[:, [0, -1]],
+                               np.column_stack([a.dense_output()(a.t_old), a.y]), rtol=1e-12)
+
+
+def test_robertson_through_solve_ivp():
+    """``solve_ivp(method=CompiledRadau)``: scipy's counts exactly on Robertson's problem.
+    Its error estimate cancels ~9 digits, so rounding moves the step sizes by ~1e-9
+    relative (scipy's own Radau moves as much when y0 moves by one ulp), and the
+    solutions agree to well inside rtol."""
+    kw = dict(jac=robertson_jac, rtol=1e-8, atol=1e-12)
+    a = solve_ivp(robertson, (0.0, 1e5), [1.0, 0.0, 0.0], method=CompiledRadau, **kw)
+    b = solve_ivp(robertson, (0.0, 1e5), [1.0, 0.0, 0.0], method="Radau", **kw)
+    assert a.success and b.success
+    assert (a.t.size, a.nfev, a.njev, a.nlu) == (b.t.size, b.nfev, b.njev, b.nlu)
+    np.testing.assert_allclose(a.y[:, -1], b.y[:, -1], rtol=1e-7, atol=1e-12)
+    assert np.sum(a.y[:, -1]) == pytest.approx(1.0, abs=1e-10)  # the invariant
+
+
+def test_compiled_step_rejects_python_functions():
+    with pytest.raises(ParameterError, match="numba-compiled"):
+        CompiledRadau(lambda t, y: -y, 0.0, np.ones(2), 1.0, jac=lambda t, y: -np.eye(2))
+
+
+def _dupes():
+    X, y = datasets.load("kink")
+    return np.vstack([X, X[:2]]), np.concatenate([y, y[:2]])
+
+
+CASES = {
+    # modes 0 and 1
+    "fig4a D=2 a=1 1e4": (lambda: datasets.load("fig4a"), 2, 1.0, 1e4),
+    # all three modes
+    "kink D=3 a=1 1e6": (lambda: datasets.load("kink"), 3, 1.0, 1e6),
+    # one offset per group of copies past TIME_SWITCH (the reduced solver)
+    "kink+copies D=2 a=10 1e8": (_dupes, 2, 10.0, 1e8),
+    # the floored and e^gap weights, the anchored clock and its re-anchoring
+    "kink D=2 a=1e3 1e20": (lambda: datasets.load("kink"), 2, 1e3, 1e20),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_engine_compiled_equals_scipy_step(case):
+    data, depth, alpha, gamma = CASES[case]
+    X, y = data()
+    ref = flowkit.integrate(X, y, depth=depth, alpha=alpha, gamma=gamma, step="scipy")
+    tr = flowkit.integrate(X, y, depth=depth, alpha=alpha, gamma=gamma, step="compiled")
+    assert tr.stats["step"] == "compiled" and ref.stats["step"] == "scipy"
+    np.testing.assert_allclose(tr.gamma, ref.gamma, rtol=1e-15)
+    np.testing.assert_allclose(tr.w_hat, ref.w_hat, rtol=0, atol=1e-11)
+    np.testing.assert_allclose(tr.log_time, ref.log_time, rtol=1e-9)
+    # the same steps, up to the rounding the step sizes amplify on long runs
+    assert abs(tr.stats["steps"] - ref.stats["steps"]) <= 0.01 * ref.stats["steps"]
+
+
+def test_plateau_watch_and_quadrature_in_the_kernel():
+    """D = 10, alpha = 1e-3: the plateau clock takes over at the same point (the kernel's
+    watch), and the time quadrature of mode 0 is the driver's."""
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(6, 4))
+    y = np.sign(X @ np.array([1.0, -0.5, 0.2, 0.0]))
+    kw = dict(depth=10, alpha=1e-3, gamma=2.0)
+    ref = flowkit.integrate(X, y, step="scipy", **kw)
+    tr = flowkit.integrate(X, y, step="compiled", **kw)
+    assert tr.stats.get("clock_switches", 0) == ref.stats.get("clock_switches", 0) >= 1
+    np.testing.assert_allclose(tr.w_hat, ref.w_hat, rtol=0, atol=1e-10)
+    np.testing.assert_allclose(tr.log_time, ref.log_time, rtol=1e-9)
+
+
+def test_step_budget_and_its_message():
+    X, y = datasets.load("kink")
+    with pytest.raises(flowkit.IntegrationError, match="more than 40 steps"):
+        flowkit.integrate(X, y, depth=2, alpha=1.0, gamma=1e4, step="compiled", max_steps=40)
+
+
+@pytest.mark.parametrize("bad, match", [
+    (dict(step="numba"), "step must be one of"),
+    (dict(step="compiled", method="BDF"), "step='compiled' runs"),
+    (dict(step="compiled", linalg="structured"), "step='compiled' runs"),
+    (dict(step="compiled", model="linearized"), "step='compiled' runs"),
+    (dict(step=None), "step must be one of"),
+])
+def test_bad_step_options(bad, match):
+    X, y = datasets.load("fig4a")
+    with pytest.raises(ParameterError, match=match):
+        flowkit.integrate(X, y, depth=2, alpha=1.0, gamma=10.0, **bad)
+
+
+def test_kernel_cache_names_follow_the_sources():
+    """A specialisation's cache name carries a hash of every kernel source, so editing a
+    system's kernels cannot load a stale compiled step."""
+    from flowkit.flow import _flow_kernels
+    names = [k.__name__ for k in _flow_kernels()]
+    assert len(set(names)) == 3
+    assert all(n.endswith(K._source_tag()) for n in names)
+    assert math.isfinite(K.MU_REAL)
