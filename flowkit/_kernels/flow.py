@@ -270,6 +270,8 @@ def _common0(sigma, z, Xt, D, A, out):
     for i in range(d):
         f[i] = bg[i] - beta * y[i]
 
+    if not timed and out.shape[0] == 0:
+        return f, 0.0  # the rest is for d log kappa/dsigma and the Jacobian only
     v = D * (np.exp(A + logphi + D * dp) * sp + np.exp(A + logphi + D * dm) * sm)  # dw/dy
     dq = (2.0 * D - 2.0) * phi * (qp * sp - qm * sm)       # dq~/dy
     # y-diagonal of the Jacobian: d b_i/d y_i g_i - beta (b through delta±; through S: below)
@@ -412,6 +414,8 @@ def _common_xi(sigma, z, Xt, D, A, out):
     pav = np.dot(p, av)
     for k in range(N):
         f[d + k] = gam * (av[k] - pav + Lam)
+    if not timed and out.shape[0] == 0:
+        return f, 0.0, 0.0, 0.0  # the rest is for omega's row and the Jacobian only
     dq = (2.0 * D - 2.0) * phi * (qp * sp - qm * sm)     # dq~/dy (diagonal)
     lSy = dq * g * g / St                                # d log S~/dy
     # d log S~/dxi = 2 (qg)ᵀ dg/dxi / S~ with dg/dxi = -Xtᵀ(diag p - p pᵀ) and gᵀ qg = S~
@@ -420,9 +424,9 @@ def _common_xi(sigma, z, Xt, D, A, out):
         # omega = log(t kappa) - gamma~ (as in _common0); d log kappa/dsigma =
         # lSy·(y' + beta y) + lSx·xi'  (y' + beta y = b g; lSx·1 = 0)
         f[n - 1] = gam * math.expm1(-z[n - 1]) + np.dot(lSy, bg) + np.dot(lSx, f[d:d + N])
-    delta = a * phi * (cfp * sp - cfm * sm) * g - beta
     if out.shape[0] == 0:
         return f, 0.0, 0.0, 0.0
+    delta = a * phi * (cfp * sp - cfm * sm) * g - beta
     h = gam * dq * g / St
     for i in range(d):
         out[i] = delta[i]
