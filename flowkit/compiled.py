@@ -93,7 +93,10 @@ class CompiledRadau(OdeSolver):
         self.max_step = validate_max_step(max_step)
         self.rtol, self.atol = validate_tol(rtol, atol, n)
         self._s = np.full(K.S_SIZE, np.nan)
-        self._c = np.zeros(K.C_SIZE, dtype=np.int64)
+        self._c = np.zeros(K.C_ALL, dtype=np.int64)
+        self._L = np.zeros(K.L_SIZE)
+        self._wk, self._wv = np.zeros((K.W_SIZE, 3, n)), np.zeros((K.V_SIZE, n))
+        self._tq, self._Yq, self._Fq, self._Lq = np.zeros(3), np.zeros((3, n)), np.zeros((3, n)), np.zeros(3)
         self._o = o = np.zeros(K.O_SIZE)
         self._y, self._f, self._J = y0, np.empty(n), np.empty((n, n))
         self._Z, self._Q, self._y_old = np.zeros((3, n)), np.zeros((n, 3)), np.empty(n)
@@ -116,6 +119,7 @@ class CompiledRadau(OdeSolver):
                              ("landing", K.O_LANDING), ("landing_noise", K.O_LANDNOISE)):
                 o[idx] = floored[key]
         self._fun = fun
+        self._c[K.C_PHASE] = K.PH_INIT
         self._call(0, 0)  # f and J at the start
         if first_step is None:
             self._s[K.S_H] = select_initial_step(self._fun_py, t0, self._y, t_bound, self.max_step,
@@ -167,8 +171,9 @@ class CompiledRadau(OdeSolver):
 
     def _call(self, max_steps, budget):
         return self._k(self._y, self._f, self._J, self._Z, self._Q, self._y_old, self._LUr,
-                               self._pr, self._er, self._LUc, self._pc, self._ec, self._floor,
-                               self._atol, self._s, self._c, self._o, self._args, max_steps, budget)
+                       self._pr, self._er, self._LUc, self._pc, self._ec, self._floor, self._atol,
+                       self._s, self._c, self._o, self._L, self._wk, self._wv, self._tq, self._Yq,
+                       self._Fq, self._Lq, self._args, max_steps, budget)
 
     def _step_impl(self):
         o = self._o

@@ -20,16 +20,21 @@ What a call also does, so that it needs no Python between steps (flowkit.compile
   the rounding floor of Newton's iterates, the e^gap weights past GAP_WEIGHT_FROM, the
   plunge rule);
 * after each accepted step: the time quadrature of mode 0 (``Driver._clock_time``, the
-  system's log kappa at 3-point Gauss-Legendre nodes of the step's dense output), the
+  system's log kappa at 3-point Gauss-Legendre nodes of the step's dense output, summed
+  as a streaming log-sum-exp: the driver's two-pass sum to ~2e-15 in log t), the
   plateau watch (``clock.sigma_rate`` above RATE_ENTER) and the re-anchoring test
   (step below REANCHOR |s|); each one stops the loop as the Python loop would.
 
 The system's functions are ``rhs(t, z, args)``, ``jac(t, z, args)`` (dense n x n) and
 ``logk(t, y, args)`` (log kappa, for the quadrature), numba functions on one tuple ``args``
-of its data.  They are globals of the functions below: ``specialise`` makes a copy of each,
-bound to one system's functions and cached under its own name, so the step is compiled
-once per system (then loaded from numba's cache) and calls them directly (no function
-pointers, whose unboxing costs ~17 us per call).
+of its data.  The step never calls them: ``_machine`` (compiled once, for every system)
+runs until it needs one and returns a request with the points; ``_drive``, the loop that
+answers, is the one function bound to a system's functions (``specialise``: a copy cached
+under its own name).  Measured on 2 AMD EPYC cores: the machine and its helpers compile in
+~12 s once per machine, each system's loop in ~3.7 s (the step bound into one function
+with them took 10-15 s per system), and then numba's cache loads them in ~0.05 s.
+Function pointers instead (numba first-class functions) would need no binding, but
+unboxing one from Python costs 17-60 us per call.
 """
 import glob
 import hashlib
@@ -269,275 +274,365 @@ def _sigma_rate(y, f, d):
     return top / big
 
 
-# -- the functions bound to a system's rhs / jac / logk (``specialise``) -------------------
+# -- the step as a machine that asks for the system's functions ---------------------------
+# The step is compiled once for every system: it never calls a right-hand side, it returns
+# a request (REQ_*) with the points in tq/Yq, and the system's loop (``_drive``, bound to
+# its functions by ``specialise``) answers into Fq / J / Lq and calls it again; its place
+# in the step is c[C_PHASE] and its locals live in L.
+REQ_F1, REQ_F3, REQ_J, REQ_LOGK = 10, 11, 12, 13
 
-def _eval(t, z, args, o, out, c):
-    """rhs at sigma = hi + (lo + t) into out."""
-    F = rhs(o[O_HI] + (o[O_LO] + t), z, args)  # noqa: F821 (bound by specialise)
-    c[C_NFEV] += 1
-    for i in range(out.shape[0]):
-        out[i] = F[i]
+(C_PHASE, C_K, C_REJECTED, C_RECOMP, C_FINISHED, C_CALLSTEPS, C_PIECE, C_NPIECES,
+ C_NITER) = range(C_SIZE, C_SIZE + 9)
+C_ALL = C_SIZE + 9
+(L_HABS, L_HOLD, L_ENOLD, L_MINSTEP, L_H, L_TNEW, L_RATE, L_DWOLD, L_ERRN, L_SAFETY,
+ L_FACTOR, L_QTOP, L_QACC) = range(13)
+L_SIZE = 13
+# work arrays: wk[W_*] of shape (3, n) and wv[V_*] of shape (n,)
+W_Z0, W_W, W_DW = range(3)
+W_SIZE = 3
+V_SCALE, V_YNEW, V_ZE, V_ERR, V_TMP = range(5)
+V_SIZE = 5
+(PH_START, PH_ATTEMPT, PH_NEWTON, PH_STAGES, PH_JRETRY, PH_ERROR, PH_REEVAL, PH_DECIDE,
+ PH_FNEW, PH_JNEW, PH_FINISH, PH_QUAD, PH_CHECKS, PH_INIT, PH_INITF, PH_INITJ) = range(16)
 
 
-def _jacobian(t, z, args, o, J, floor, c):
-    """jac at sigma = hi + (lo + t) into J, and its rounding floor."""
-    A = jac(o[O_HI] + (o[O_LO] + t), z, args)  # noqa: F821 (bound by specialise)
-    c[C_NJEV] += 1
-    n = z.shape[0]
-    for i in range(n):
-        for j in range(n):
-            J[i, j] = A[i, j]
-    if o[O_WEIGHTS] != 0.0:
-        _floor(J, z, floor)
-        c[C_FLOOR] = 1
-
-
-def _collocate(t, y, h, Z0, scale, tol, LUr, pr, er, LUc, pc, ec, args, o, c, Z):
-    """scipy's ``solve_collocation_system``: (converged, iterations, rate or -1); Z out."""
+@njit(cache=True)
+def _stage_points(t, y, h, Z, tq, Yq):
     n = y.shape[0]
-    mr = MU_REAL / h
-    mc = complex(MU_COMPLEX_RE, MU_COMPLEX_IM) / h
-    W = np.zeros((3, n))
     for a in range(3):
+        tq[a] = t + h * C[a]
         for i in range(n):
-            W[a, i] = TI[a, 0] * Z0[0, i] + TI[a, 1] * Z0[1, i] + TI[a, 2] * Z0[2, i]
-    for a in range(3):
-        for i in range(n):
-            Z[a, i] = Z0[a, i]
-    F = np.empty((3, n))
-    zs = np.empty(n)
-    fr = np.empty(n)
-    fc = np.empty(n, dtype=np.complex128)
-    dr = np.empty(n)
-    dc = np.empty(n, dtype=np.complex128)
-    dW = np.empty((3, n))
-    dW_norm_old = -1.0
-    rate = -1.0
-    converged = False
-    k = 0
-    for k in range(NEWTON_MAXITER):
-        finite = True
-        for a in range(3):
-            for i in range(n):
-                zs[i] = y[i] + Z[a, i]
-            _eval(t + h * C[a], zs, args, o, F[a], c)  # noqa: F821
-            for i in range(n):
-                if not math.isfinite(F[a, i]):
-                    finite = False
-        if not finite:
-            break
-        for i in range(n):
-            # F.T.dot(TI_REAL) and F.T.dot(TI_COMPLEX), TI_REAL = TI[0], TI_COMPLEX = TI[1] + 1j TI[2]
-            fr[i] = (F[0, i] * TI[0, 0] + F[1, i] * TI[0, 1] + F[2, i] * TI[0, 2]) - mr * W[0, i]
-            fc[i] = (complex(F[0, i] * TI[1, 0] + F[1, i] * TI[1, 1] + F[2, i] * TI[1, 2],
-                             F[0, i] * TI[2, 0] + F[1, i] * TI[2, 1] + F[2, i] * TI[2, 2])
-                     - mc * complex(W[1, i], W[2, i]))
-        _solve(LUr, pr, er, fr, dr)
-        _solve(LUc, pc, ec, fc, dc)
-        for i in range(n):
-            dW[0, i] = dr[i]
-            dW[1, i] = dc[i].real
-            dW[2, i] = dc[i].imag
-        ss = 0.0
-        for a in range(3):
-            for i in range(n):
-                v = dW[a, i] / scale[i]
-                ss += v * v
-        dW_norm = math.sqrt(ss) / math.sqrt(3.0 * n)
-        if dW_norm_old >= 0.0:
-            rate = dW_norm / dW_norm_old
-        if rate >= 0.0 and (rate >= 1 or rate ** (NEWTON_MAXITER - k) / (1 - rate) * dW_norm > tol):
-            break
-        for a in range(3):
-            for i in range(n):
-                W[a, i] += dW[a, i]
-        for a in range(3):
-            for i in range(n):
-                Z[a, i] = T[a, 0] * W[0, i] + T[a, 1] * W[1, i] + T[a, 2] * W[2, i]
-        if dW_norm == 0 or (rate >= 0.0 and rate / (1 - rate) * dW_norm < tol):
-            converged = True
-            break
-        dW_norm_old = dW_norm
-    return converged, k + 1, rate
+            Yq[a, i] = y[i] + Z[a, i]
 
 
-def _step(y, f, J, Z, Q, y_old, LUr, pr, er, LUc, pc, ec, floor, atol, s, c, o, args):
-    """One accepted step of scipy's ``Radau._step_impl`` (or TOO_SMALL): the state arrays
-    in and out."""
+@njit(cache=True)
+def _quad_points(s, o, y_old, Q, piece, pieces, tq, Yq):
+    """The three Gauss-Legendre nodes of quadrature piece ``piece`` (``Driver._clock_time``)."""
+    a, b = s[S_TOLD], s[S_T]
+    step = (b - a) / pieces
+    lo = a + piece * step
+    hi = b if piece == pieces - 1 else a + (piece + 1) * step
+    mid, half = 0.5 * (lo + hi), 0.5 * (hi - lo)
+    for g in range(3):
+        tq[g] = mid + half * _GX[g]
+        _dense_at(tq[g], a, b - a, y_old, Q, Yq[g])
+    return half
+
+
+@njit(cache=True)
+def _machine(y, f, J, Z, Q, y_old, LUr, pr, er, LUc, pc, ec, floor, atol, s, c, o, L, wk, wv,
+             tq, Yq, Fq, Lq, max_steps, budget):
+    """Radau's steps from where c[C_PHASE] left off until a request (REQ_*: the points are
+    in tq, Yq) or a status (RUNNING ... BUDGET).  scipy 1.17's ``Radau._step_impl`` and
+    ``solve_collocation_system``, cut at their evaluations of fun and jac."""
     n = y.shape[0]
-    t = s[S_T]
     direction = o[O_DIR]
-    s[S_HPLAN] = s[S_H]
-    min_step = 10 * abs(np.nextafter(t, direction * np.inf) - t)
-    h_abs = s[S_H]
-    if h_abs > o[O_MAXSTEP]:
-        h_abs, h_abs_old, error_norm_old = o[O_MAXSTEP], np.nan, np.nan
-    elif h_abs < min_step:
-        h_abs, h_abs_old, error_norm_old = min_step, np.nan, np.nan
-    else:
-        h_abs_old, error_norm_old = s[S_HOLD], s[S_ENOLD]
     equil = o[O_EQUIL] != 0.0
-    Z0 = np.empty((3, n))
-    scale = np.empty(n)
-    y_new = np.empty(n)
-    ZE = np.empty(n)
-    rhs_e = np.empty(n)
-    err = np.empty(n)
-    tmp = np.empty(n)
-    rejected = False
-    n_iter, rate, error_norm, safety, t_new = 0, -1.0, 0.0, 0.0, t
+    Z0, W, dW = wk[W_Z0], wk[W_W], wk[W_DW]
+    scale, y_new, ZE, err, tmp = wv[V_SCALE], wv[V_YNEW], wv[V_ZE], wv[V_ERR], wv[V_TMP]
     while True:
-        if h_abs < min_step:
-            return TOO_SMALL
-        h = h_abs * direction
-        t_new = t + h
-        if direction * (t_new - s[S_TBOUND]) > 0:
-            t_new = s[S_TBOUND]
-        h = t_new - t
-        h_abs = abs(h)
-        if c[C_SOL]:
-            h_prev = t - s[S_TOLD]
-            for a in range(3):
-                _dense_at(t + h * C[a], s[S_TOLD], h_prev, y_old, Q, tmp)
-                for i in range(n):
-                    Z0[a, i] = tmp[i] - y[i]
-        else:
-            Z0[:] = 0.0
-        _weights(y, y, True, h_abs, t, f, atol, floor, o, c, scale)
-        converged = False
-        while not converged:
+        ph = c[C_PHASE]
+        if ph == PH_INIT:  # scipy's Radau.__init__: f and J at the start
+            tq[0] = s[S_T]
+            for i in range(n):
+                Yq[0, i] = y[i]
+            c[C_PHASE] = PH_INITF
+            return REQ_F1
+        if ph == PH_INITF:
+            for i in range(n):
+                f[i] = Fq[0, i]
+            c[C_PHASE] = PH_INITJ
+            return REQ_J
+        if ph == PH_INITJ:
+            if o[O_WEIGHTS] != 0.0:
+                _floor(J, y, floor)
+                c[C_FLOOR] = 1
+            c[C_PHASE] = PH_START
+            return RUNNING
+        if ph == PH_START:
+            if c[C_CALLSTEPS] >= max_steps:
+                return RUNNING
+            t = s[S_T]
+            s[S_HPLAN] = s[S_H]
+            L[L_MINSTEP] = 10 * abs(np.nextafter(t, direction * np.inf) - t)
+            h_abs = s[S_H]
+            if h_abs > o[O_MAXSTEP]:
+                L[L_HABS], L[L_HOLD], L[L_ENOLD] = o[O_MAXSTEP], np.nan, np.nan
+            elif h_abs < L[L_MINSTEP]:
+                L[L_HABS], L[L_HOLD], L[L_ENOLD] = L[L_MINSTEP], np.nan, np.nan
+            else:
+                L[L_HABS], L[L_HOLD], L[L_ENOLD] = h_abs, s[S_HOLD], s[S_ENOLD]
+            c[C_REJECTED] = 0
+            c[C_PHASE] = PH_ATTEMPT
+            continue
+        t = s[S_T]
+        if ph == PH_ATTEMPT:
+            h_abs = L[L_HABS]
+            if h_abs < L[L_MINSTEP]:
+                c[C_PHASE] = PH_START
+                return TOO_SMALL
+            t_new = t + h_abs * direction
+            if direction * (t_new - s[S_TBOUND]) > 0:
+                t_new = s[S_TBOUND]
+            h = t_new - t
+            L[L_TNEW], L[L_H], L[L_HABS] = t_new, h, abs(h)
+            if c[C_SOL]:
+                h_prev = t - s[S_TOLD]
+                for a in range(3):
+                    _dense_at(t + h * C[a], s[S_TOLD], h_prev, y_old, Q, tmp)
+                    for i in range(n):
+                        Z0[a, i] = tmp[i] - y[i]
+            else:
+                Z0[:] = 0.0
+            _weights(y, y, True, abs(h), t, f, atol, floor, o, c, scale)
+            c[C_PHASE] = PH_NEWTON
+            continue
+        h = L[L_H]
+        if ph == PH_NEWTON:  # a Newton iteration from Z0 on the current LU
             if not c[C_LUOK]:
                 _factor(J, h, LUr, pr, er, LUc, pc, ec, equil)
                 c[C_NLU] += 2
                 c[C_LUOK] = 1
-            converged, n_iter, rate = _collocate(t, y, h, Z0, scale, o[O_NTOL], LUr, pr, er, LUc,  # noqa: F821
-                                                 pc, ec, args, o, c, Z)
-            if not converged:
-                if c[C_CURJAC]:
-                    break
-                _jacobian(t, y, args, o, J, floor, c)  # noqa: F821
-                c[C_CURJAC] = 1
+            for a in range(3):
+                for i in range(n):
+                    W[a, i] = TI[a, 0] * Z0[0, i] + TI[a, 1] * Z0[1, i] + TI[a, 2] * Z0[2, i]
+                    Z[a, i] = Z0[a, i]
+            L[L_DWOLD], L[L_RATE] = -1.0, -1.0
+            c[C_K] = 0
+            _stage_points(t, y, h, Z, tq, Yq)
+            c[C_PHASE] = PH_STAGES
+            return REQ_F3
+        if ph == PH_STAGES:  # the stages' F in Fq: one iteration
+            k = c[C_K]
+            done, converged = False, False
+            finite = True
+            for a in range(3):
+                for i in range(n):
+                    if not math.isfinite(Fq[a, i]):
+                        finite = False
+            if not finite:
+                done = True
+            else:
+                mr = MU_REAL / h
+                mc = complex(MU_COMPLEX_RE, MU_COMPLEX_IM) / h
+                fr = np.empty(n)
+                fc = np.empty(n, dtype=np.complex128)
+                dr = np.empty(n)
+                dc = np.empty(n, dtype=np.complex128)
+                for i in range(n):
+                    # F.T.dot(TI_REAL), F.T.dot(TI_COMPLEX): TI_REAL = TI[0], TI_COMPLEX = TI[1] + 1j TI[2]
+                    fr[i] = (Fq[0, i] * TI[0, 0] + Fq[1, i] * TI[0, 1] + Fq[2, i] * TI[0, 2]) - mr * W[0, i]
+                    fc[i] = (complex(Fq[0, i] * TI[1, 0] + Fq[1, i] * TI[1, 1] + Fq[2, i] * TI[1, 2],
+                                     Fq[0, i] * TI[2, 0] + Fq[1, i] * TI[2, 1] + Fq[2, i] * TI[2, 2])
+                             - mc * complex(W[1, i], W[2, i]))
+                _solve(LUr, pr, er, fr, dr)
+                _solve(LUc, pc, ec, fc, dc)
+                ss = 0.0
+                for i in range(n):
+                    dW[0, i] = dr[i]
+                    dW[1, i] = dc[i].real
+                    dW[2, i] = dc[i].imag
+                for a in range(3):
+                    for i in range(n):
+                        v = dW[a, i] / scale[i]
+                        ss += v * v
+                dW_norm = math.sqrt(ss) / math.sqrt(3.0 * n)
+                rate = L[L_RATE]
+                if L[L_DWOLD] >= 0.0:
+                    rate = dW_norm / L[L_DWOLD]
+                    L[L_RATE] = rate
+                tol = o[O_NTOL]
+                if rate >= 0.0 and (rate >= 1 or rate ** (NEWTON_MAXITER - k) / (1 - rate) * dW_norm > tol):
+                    done = True
+                else:
+                    for a in range(3):
+                        for i in range(n):
+                            W[a, i] += dW[a, i]
+                    for a in range(3):
+                        for i in range(n):
+                            Z[a, i] = T[a, 0] * W[0, i] + T[a, 1] * W[1, i] + T[a, 2] * W[2, i]
+                    if dW_norm == 0 or (rate >= 0.0 and rate / (1 - rate) * dW_norm < tol):
+                        done, converged = True, True
+                    else:
+                        L[L_DWOLD] = dW_norm
+                        if k + 1 == NEWTON_MAXITER:
+                            done = True
+            if not done:
+                c[C_K] = k + 1
+                _stage_points(t, y, h, Z, tq, Yq)
+                return REQ_F3
+            c[C_NITER] = k + 1
+            if converged:
+                c[C_PHASE] = PH_ERROR
+            elif c[C_CURJAC]:  # diverged on a fresh Jacobian: halve the step
+                L[L_HABS] = L[L_HABS] * 0.5
                 c[C_LUOK] = 0
-        if not converged:
-            h_abs *= 0.5
-            c[C_LUOK] = 0
+                c[C_PHASE] = PH_ATTEMPT
+            else:
+                tq[0] = t
+                for i in range(n):
+                    Yq[0, i] = y[i]
+                c[C_PHASE] = PH_JRETRY
+                return REQ_J
             continue
-        for i in range(n):
-            y_new[i] = y[i] + Z[2, i]
-            ZE[i] = (Z[0, i] * E[0] + Z[1, i] * E[1] + Z[2, i] * E[2]) / h
-            rhs_e[i] = f[i] + ZE[i]
-        _solve(LUr, pr, er, rhs_e, err)
-        _weights(y, y_new, False, h_abs, t, f, atol, floor, o, c, scale)
-        for i in range(n):
-            tmp[i] = err[i] / scale[i]
-        error_norm = _norm(tmp)
-        safety = 0.9 * (2 * NEWTON_MAXITER + 1) / (2 * NEWTON_MAXITER + n_iter)
-        if rejected and error_norm > 1:
+        if ph == PH_JRETRY:  # J is fresh at (t, y): Newton again
+            if o[O_WEIGHTS] != 0.0:
+                _floor(J, y, floor)
+                c[C_FLOOR] = 1
+            c[C_CURJAC] = 1
+            c[C_LUOK] = 0
+            c[C_PHASE] = PH_NEWTON
+            continue
+        if ph == PH_ERROR:
             for i in range(n):
-                tmp[i] = y[i] + err[i]
-            _eval(t, tmp, args, o, rhs_e, c)  # noqa: F821
-            for i in range(n):
-                rhs_e[i] += ZE[i]
-            _solve(LUr, pr, er, rhs_e, err)
+                y_new[i] = y[i] + Z[2, i]
+                ZE[i] = (Z[0, i] * E[0] + Z[1, i] * E[1] + Z[2, i] * E[2]) / h
+                tmp[i] = f[i] + ZE[i]
+            _solve(LUr, pr, er, tmp, err)
+            _weights(y, y_new, False, L[L_HABS], t, f, atol, floor, o, c, scale)
             for i in range(n):
                 tmp[i] = err[i] / scale[i]
-            error_norm = _norm(tmp)
-        if error_norm > 1:
-            factor = _predict(h_abs, h_abs_old, error_norm, error_norm_old)
-            h_abs *= max(MIN_FACTOR, safety * factor)
-            c[C_LUOK] = 0
-            rejected = True
+            L[L_ERRN] = _norm(tmp)
+            L[L_SAFETY] = 0.9 * (2 * NEWTON_MAXITER + 1) / (2 * NEWTON_MAXITER + c[C_NITER])
+            if c[C_REJECTED] and L[L_ERRN] > 1:
+                tq[0] = t
+                for i in range(n):
+                    Yq[0, i] = y[i] + err[i]
+                c[C_PHASE] = PH_REEVAL
+                return REQ_F1
+            c[C_PHASE] = PH_DECIDE
+            continue
+        if ph == PH_REEVAL:
+            for i in range(n):
+                tmp[i] = Fq[0, i] + ZE[i]
+            _solve(LUr, pr, er, tmp, err)
+            for i in range(n):
+                tmp[i] = err[i] / scale[i]
+            L[L_ERRN] = _norm(tmp)
+            c[C_PHASE] = PH_DECIDE
+            continue
+        if ph == PH_DECIDE:
+            h_abs, error_norm = L[L_HABS], L[L_ERRN]
+            if error_norm > 1:
+                factor = _predict(h_abs, L[L_HOLD], error_norm, L[L_ENOLD])
+                L[L_HABS] = h_abs * max(MIN_FACTOR, L[L_SAFETY] * factor)
+                c[C_LUOK] = 0
+                c[C_REJECTED] = 1
+                c[C_PHASE] = PH_ATTEMPT
+                continue
+            c[C_RECOMP] = 1 if (c[C_NITER] > 2 and L[L_RATE] > o[O_THETA]) else 0
+            factor = min(MAX_FACTOR, L[L_SAFETY] * _predict(h_abs, L[L_HOLD], error_norm, L[L_ENOLD]))
+            if not c[C_RECOMP] and factor < 1.2:
+                factor = 1.0
+            else:
+                c[C_LUOK] = 0
+            L[L_FACTOR] = factor
+            for i in range(n):
+                y_old[i] = y[i]
+                y[i] = y_new[i]
+            tq[0] = L[L_TNEW]
+            for i in range(n):
+                Yq[0, i] = y[i]
+            c[C_PHASE] = PH_FNEW
+            return REQ_F1
+        if ph == PH_FNEW:
+            for i in range(n):
+                f[i] = Fq[0, i]
+            if c[C_RECOMP]:
+                c[C_PHASE] = PH_JNEW
+                return REQ_J  # at (t_new, y_new), still in tq[0], Yq[0]
+            c[C_CURJAC] = 0
+            c[C_PHASE] = PH_FINISH
+            continue
+        if ph == PH_JNEW:
+            if o[O_WEIGHTS] != 0.0:
+                _floor(J, y, floor)
+                c[C_FLOOR] = 1
+            c[C_CURJAC] = 1
+            c[C_PHASE] = PH_FINISH
+            continue
+        if ph == PH_FINISH:  # the step is accepted
+            s[S_HOLD] = s[S_H]
+            s[S_ENOLD] = L[L_ERRN]
+            s[S_H] = L[L_HABS] * L[L_FACTOR]
+            s[S_TOLD] = t
+            s[S_T] = L[L_TNEW]
+            _q_of(Z, Q)
+            c[C_SOL] = 1
+            c[C_STEPS] += 1
+            c[C_CALLSTEPS] += 1
+            if c[C_STEPS] > budget:
+                c[C_PHASE] = PH_START
+                return BUDGET
+            c[C_FINISHED] = 1 if direction * (s[S_T] - s[S_TBOUND]) >= 0 else 0
+            if o[O_QUAD] != 0.0:
+                a, b = s[S_TOLD], s[S_T]
+                c[C_NPIECES] = max(1, int(math.ceil((b - a + math.exp(b) - math.exp(a)) / _TIME_PIECE)))
+                c[C_PIECE] = 0
+                L[L_QTOP], L[L_QACC] = s[S_LOGT], 1.0  # streaming log-sum-exp, from log t
+                _quad_points(s, o, y_old, Q, 0, c[C_NPIECES], tq, Yq)
+                c[C_PHASE] = PH_QUAD
+                return REQ_LOGK
+            c[C_PHASE] = PH_CHECKS
+            continue
+        if ph == PH_QUAD:  # log kappa at a piece's nodes in Lq
+            half = _quad_points(s, o, y_old, Q, c[C_PIECE], c[C_NPIECES], tq, Yq)
+            for g in range(3):
+                v = math.log(_GW[g] * half) + math.exp(tq[g]) + tq[g] - Lq[g]
+                if v > L[L_QTOP]:
+                    L[L_QACC] = L[L_QACC] * math.exp(L[L_QTOP] - v) + 1.0
+                    L[L_QTOP] = v
+                else:
+                    L[L_QACC] += math.exp(v - L[L_QTOP])
+            c[C_PIECE] += 1
+            if c[C_PIECE] < c[C_NPIECES]:
+                _quad_points(s, o, y_old, Q, c[C_PIECE], c[C_NPIECES], tq, Yq)
+                return REQ_LOGK
+            s[S_LOGT] = L[L_QTOP] + math.log(L[L_QACC])
+            c[C_PHASE] = PH_CHECKS
+            continue
+        if ph == PH_CHECKS:
+            c[C_PHASE] = PH_START
+            if c[C_FINISHED]:
+                return FINISHED
+            if o[O_REANCHOR] > 0.0 and abs(s[S_T] - s[S_TOLD]) < o[O_REANCHOR] * abs(s[S_T]):
+                return REANCHOR
+            if o[O_WATCH] != 0.0 and _sigma_rate(y, f, int(o[O_WATCH_D])) > o[O_RATE]:
+                return STALLED
+            continue
+
+
+# -- the loop bound to a system's rhs / jac / logk (``specialise``) -------------------------
+
+def _drive(y, f, J, Z, Q, y_old, LUr, pr, er, LUc, pc, ec, floor, atol, s, c, o, L, wk, wv,
+           tq, Yq, Fq, Lq, args, max_steps, budget):
+    """``_machine`` answered with the system's functions at sigma = hi + (lo + t): up to
+    ``max_steps`` accepted steps (the call's count restarts), or the set-up if
+    c[C_PHASE] = PH_INIT.  Returns the machine's status."""
+    n = y.shape[0]
+    hi, lo = o[O_HI], o[O_LO]
+    c[C_CALLSTEPS] = 0
+    while True:
+        r = _machine(y, f, J, Z, Q, y_old, LUr, pr, er, LUc, pc, ec, floor, atol, s, c, o, L, wk,
+                     wv, tq, Yq, Fq, Lq, max_steps, budget)
+        if r == REQ_F3 or r == REQ_F1:
+            for a in range(3 if r == REQ_F3 else 1):
+                F = rhs(hi + (lo + tq[a]), Yq[a], args)  # noqa: F821 (bound by specialise)
+                c[C_NFEV] += 1
+                for i in range(n):
+                    Fq[a, i] = F[i]
+        elif r == REQ_J:
+            A = jac(hi + (lo + tq[0]), Yq[0], args)  # noqa: F821
+            c[C_NJEV] += 1
+            for i in range(n):
+                for j in range(n):
+                    J[i, j] = A[i, j]
+        elif r == REQ_LOGK:
+            ny = int(o[O_QUAD])
+            for g in range(3):
+                Lq[g] = logk(tq[g], Yq[g, :ny], args)  # noqa: F821
         else:
-            break
-    recompute_jac = n_iter > 2 and rate > o[O_THETA]
-    factor = min(MAX_FACTOR, safety * _predict(h_abs, h_abs_old, error_norm, error_norm_old))
-    if not recompute_jac and factor < 1.2:
-        factor = 1.0
-    else:
-        c[C_LUOK] = 0
-    for i in range(n):
-        y_old[i] = y[i]
-        y[i] = y_new[i]
-    _eval(t_new, y, args, o, f, c)  # noqa: F821
-    if recompute_jac:
-        _jacobian(t_new, y, args, o, J, floor, c)  # noqa: F821
-        c[C_CURJAC] = 1
-    else:
-        c[C_CURJAC] = 0
-    s[S_HOLD] = s[S_H]
-    s[S_ENOLD] = error_norm
-    s[S_H] = h_abs * factor
-    s[S_TOLD] = t
-    s[S_T] = t_new
-    _q_of(Z, Q)
-    c[C_SOL] = 1
-    return RUNNING
-
-
-def _quadrature(y_old, Q, s, o, args):
-    """``driver.Driver._clock_time`` on the last step: s[S_LOGT] += log of ∫ dt."""
-    a, b = s[S_TOLD], s[S_T]
-    h = b - a
-    ny = int(o[O_QUAD])
-    pieces = max(1, int(math.ceil((b - a + math.exp(b) - math.exp(a)) / _TIME_PIECE)))
-    step = (b - a) / pieces
-    logs = np.empty(3 * pieces + 1)
-    yy = np.empty(y_old.shape[0])
-    m = 0
-    for p in range(pieces):
-        lo = a + p * step
-        hi = b if p == pieces - 1 else a + (p + 1) * step
-        mid, half = 0.5 * (lo + hi), 0.5 * (hi - lo)
-        for g in range(3):
-            sig = mid + half * _GX[g]
-            _dense_at(sig, a, h, y_old, Q, yy)
-            logs[m] = math.log(_GW[g] * half) + math.exp(sig) + sig - logk(sig, yy[:ny], args)  # noqa: F821
-            m += 1
-    logs[m] = s[S_LOGT]
-    top = logs[0]
-    for i in range(1, m + 1):
-        top = max(top, logs[i])
-    acc = 0.0
-    for i in range(m + 1):
-        acc += math.exp(logs[i] - top)
-    s[S_LOGT] = top + math.log(acc)
-
-
-def _advance(y, f, J, Z, Q, y_old, LUr, pr, er, LUc, pc, ec, floor, atol, s, c, o, args,
-             max_steps, budget):
-    """Up to ``max_steps`` accepted steps towards s[S_TBOUND], with the driver's per-step
-    work (module docstring); stops early at the end, a plateau, a re-anchoring point or
-    past ``budget`` steps in all.  Returns the status (RUNNING ... BUDGET).  With
-    ``max_steps`` = 0: the set-up of scipy's Radau.__init__ instead, f and J at the start."""
-    if max_steps == 0:
-        _eval(s[S_T], y, args, o, f, c)  # noqa: F821
-        _jacobian(s[S_T], y, args, o, J, floor, c)  # noqa: F821
-        return RUNNING
-    direction = o[O_DIR]
-    for _ in range(max_steps):
-        status = _step(y, f, J, Z, Q, y_old, LUr, pr, er, LUc, pc, ec, floor, atol, s, c, o, args)  # noqa: F821
-        if status != RUNNING:
-            return status
-        c[C_STEPS] += 1
-        if c[C_STEPS] > budget:
-            return BUDGET
-        finished = direction * (s[S_T] - s[S_TBOUND]) >= 0
-        if o[O_QUAD] != 0.0:
-            _quadrature(y_old, Q, s, o, args)  # noqa: F821
-        if finished:
-            return FINISHED
-        if o[O_REANCHOR] > 0.0 and abs(s[S_T] - s[S_TOLD]) < o[O_REANCHOR] * abs(s[S_T]):
-            return REANCHOR
-        if o[O_WATCH] != 0.0 and _sigma_rate(y, f, int(o[O_WATCH_D])) > o[O_RATE]:
-            return STALLED
-    return RUNNING
-
-
-# the bound functions in call order; all but the entry point are inlined into it, so
-# that a specialisation is one compile (each jitted function of its own links and
-# re-optimises the system's whole call tree: 18.7 s for the mode-0 flow with each one
-# separate)
-_BOUND = ("_eval", "_jacobian", "_collocate", "_step", "_quadrature", "_advance")
+            return r
 
 
 def _source_tag():
@@ -552,18 +647,14 @@ def _source_tag():
 
 
 def specialise(name, rhs, jac, logk, cache=True):
-    """``_advance`` bound to one system's numba ``rhs``, ``jac``, ``logk``: an njit function
-    named ``_advance_<name>_<source hash>`` in numba's cache (``cache=False`` for functions
-    that are not in importable modules)."""
+    """``_drive`` bound to one system's numba ``rhs``, ``jac``, ``logk``: an njit function
+    named ``_drive_<name>_<source hash>`` in numba's cache (``cache=False`` for functions
+    that are not in importable modules, such as closures)."""
     tag = f"{name}_{_source_tag()}" if cache else name
     g = dict(globals())
     g.update(rhs=rhs, jac=jac, logk=logk)
-    for fname in _BOUND:
-        fn = globals()[fname]
-        copy = types.FunctionType(fn.__code__, g, f"{fname}_{tag}", fn.__defaults__)
-        copy.__qualname__ = copy.__name__
-        copy.__module__ = __name__
-        copy.__doc__ = fn.__doc__
-        entry = fname == _BOUND[-1]
-        g[fname] = njit(cache=cache)(copy) if entry else njit(inline="always")(copy)
-    return g[_BOUND[-1]]
+    fn = types.FunctionType(_drive.__code__, g, f"_drive_{tag}", _drive.__defaults__)
+    fn.__qualname__ = fn.__name__
+    fn.__module__ = __name__
+    fn.__doc__ = _drive.__doc__
+    return njit(cache=cache)(fn)
