@@ -193,9 +193,30 @@ def _predict(h_abs, h_abs_old, error_norm, error_norm_old):
 
 
 @njit(cache=True)
-def _weights(z, z_new, is_newton, h_abs, t, f, atol, floor, o, c, out):
-    """The error weights (``driver.Driver._floored`` when o[O_WEIGHTS] = 1, else scipy's
-    atol + rtol max(|z|, |z_new|)) into ``out``."""
+def _landing(z, f, t, o, i, k):
+    """Whether offset i is landing on the support (offset k the lowest): ``Driver._floored``."""
+    ny = int(o[O_NY])
+    gam = math.exp(o[O_HI] + o[O_LO] + t)
+    gap = z[ny + i] - z[ny + k]
+    rel = f[ny + i] - f[ny + k]
+    return rel < -max(gap / o[O_LANDING], o[O_LANDNOISE] * gam)
+
+
+@njit(cache=True)
+def _lowest(z, o):
+    ny, N = int(o[O_NY]), int(o[O_NX])
+    k = 0
+    for i in range(1, N):
+        if z[ny + i] < z[ny + k]:
+            k = i
+    return k
+
+
+@njit(cache=True)
+def _weights(z, z_new, h_abs, t, f, atol, floor, o, c, out):
+    """The error weights of Newton's iteration into ``out``: ``driver.Driver._floored``
+    when o[O_WEIGHTS] = 1 (without its plunge rule: ``_test_weights``), else scipy's
+    atol + rtol max(|z|, |z_new|)."""
     n = z.shape[0]
     rtol = o[O_RTOL]
     for i in range(n):
@@ -203,34 +224,38 @@ def _weights(z, z_new, is_newton, h_abs, t, f, atol, floor, o, c, out):
     if o[O_WEIGHTS] == 0.0:
         return
     ny, N = int(o[O_NY]), int(o[O_NX])
-    k = 0
-    for i in range(1, N):
-        if z[ny + i] < z[ny + k]:
-            k = i
-    gam = math.exp(o[O_HI] + o[O_LO] + t)
-    plain = out[ny:ny + N].copy()
-    landing = np.empty(N, dtype=np.bool_)
-    for i in range(N):
-        gap = z[ny + i] - z[ny + k]
-        rel = f[ny + i] - f[ny + k]
-        landing[i] = rel < -max(gap / o[O_LANDING], o[O_LANDNOISE] * gam)
-        if gam > o[O_GAPFROM]:
-            out[ny + i] *= math.exp(min(0.0 if landing[i] else gap, 300.0))
+    k = _lowest(z, o)
+    if math.exp(o[O_HI] + o[O_LO] + t) > o[O_GAPFROM]:
+        for i in range(N):
+            gap = 0.0 if _landing(z, f, t, o, i, k) else z[ny + i] - z[ny + k]
+            out[ny + i] *= math.exp(min(gap, 300.0))
     if c[C_FLOOR]:
         mr = MU_REAL / h_abs
         for i in range(n):
             v = o[O_NOISE] * floor[0, i] / (floor[1, i] + mr)
             if v > out[i]:
                 out[i] = v
-    if not is_newton:
-        lo = z_new[ny]
-        for i in range(1, N):
-            lo = min(lo, z_new[ny + i])
-        for i in range(N):
-            gap_new = z_new[ny + i] - lo
-            gap = z[ny + i] - z[ny + k]
-            if not landing[i] and gap_new < o[O_GAPACT] and gap - gap_new > o[O_GAPDROP]:
-                out[ny + i] = plain[i]
+
+
+@njit(cache=True)
+def _test_weights(z, z_new, h_abs, t, f, atol, floor, o, c, out):
+    """The error weights of a step's error test: ``_weights`` and the plunge rule (an
+    offset that is not landing and falls by more than GAP_DROP into the band GAP_ACTIVE
+    keeps scipy's weight)."""
+    _weights(z, z_new, h_abs, t, f, atol, floor, o, c, out)
+    if o[O_WEIGHTS] == 0.0:
+        return
+    ny, N = int(o[O_NY]), int(o[O_NX])
+    k = _lowest(z, o)
+    lo = z_new[ny]
+    for i in range(1, N):
+        lo = min(lo, z_new[ny + i])
+    rtol = o[O_RTOL]
+    for i in range(N):
+        gap_new = z_new[ny + i] - lo
+        gap = z[ny + i] - z[ny + k]
+        if not _landing(z, f, t, o, i, k) and gap_new < o[O_GAPACT] and gap - gap_new > o[O_GAPDROP]:
+            out[ny + i] = atol[ny + i] + max(abs(z[ny + i]), abs(z_new[ny + i])) * rtol
 
 
 @njit(cache=True)
@@ -384,7 +409,7 @@ def _machine(y, f, J, Z, Q, y_old, LUr, pr, er, LUc, pc, ec, floor, atol, s, c, 
                         Z0[a, i] = tmp[i] - y[i]
             else:
                 Z0[:] = 0.0
-            _weights(y, y, True, abs(h), t, f, atol, floor, o, c, scale)
+            _weights(y, y, abs(h), t, f, atol, floor, o, c, scale)
             c[C_PHASE] = PH_NEWTON
             continue
         h = L[L_H]
@@ -489,7 +514,7 @@ def _machine(y, f, J, Z, Q, y_old, LUr, pr, er, LUc, pc, ec, floor, atol, s, c, 
                 ZE[i] = (Z[0, i] * E[0] + Z[1, i] * E[1] + Z[2, i] * E[2]) / h
                 tmp[i] = f[i] + ZE[i]
             _solve(LUr, pr, er, tmp, err)
-            _weights(y, y_new, False, L[L_HABS], t, f, atol, floor, o, c, scale)
+            _test_weights(y, y_new, L[L_HABS], t, f, atol, floor, o, c, scale)
             for i in range(n):
                 tmp[i] = err[i] / scale[i]
             L[L_ERRN] = _norm(tmp)
@@ -570,7 +595,7 @@ def _machine(y, f, J, Z, Q, y_old, LUr, pr, er, LUc, pc, ec, floor, atol, s, c, 
                 c[C_NPIECES] = max(1, int(math.ceil((b - a + math.exp(b) - math.exp(a)) / _TIME_PIECE)))
                 c[C_PIECE] = 0
                 L[L_QTOP], L[L_QACC] = s[S_LOGT], 1.0  # streaming log-sum-exp, from log t
-                _quad_points(s, o, y_old, Q, 0, c[C_NPIECES], tq, Yq)
+                _quad_points(s, o, y_old, Q, c[C_PIECE], c[C_NPIECES], tq, Yq)
                 c[C_PHASE] = PH_QUAD
                 return REQ_LOGK
             c[C_PHASE] = PH_CHECKS
