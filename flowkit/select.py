@@ -112,9 +112,10 @@ def select_step(step, *, method, linalg, model="nonlinear"):
     "compiled" (compiled.CompiledRadau, scipy's step in numba: the same steps to rounding).
     The compiled step has the flow's dense kernels only (_kernels/flow_step.py), so it
     needs method="Radau", the primal state with linalg "dense" and the network's model;
-    it is not the default yet because each of its three specialisations compiles for
-    12-15 s on a machine's first run (then numba's cache loads it in ~0.05 s), which
-    would break the cold-start bound of benchmarks/startup.md."""
+    it is not the default yet because on a machine's first run it compiles for ~12 s
+    (the step, once) plus ~4 s per state-variable mode (each mode's loop binding the
+    flow's kernels), after which numba's cache loads it in ~0.05 s: as the default it
+    would take the first ``flowkit run`` past the 15 s of benchmarks/startup.md."""
     if not isinstance(step, str) or step not in STEPS:
         raise ParameterError(f"step must be one of {STEPS}; got {step!r}")
     if step == "compiled" and (method != "Radau" or linalg != "dense" or model != "nonlinear"):
