@@ -164,6 +164,11 @@ def _bounded(fn, seconds):
         signal.signal(signal.SIGALRM, old)
 
 
+# the Radau step of every run (``--step``): "scipy" (the default) or "compiled", which runs
+# with linalg "dense" (the only linear algebra it has)
+STEP = "scipy"
+
+
 def run_case(case, reference=True):
     import flowkit
     from flowkit.exceptions import NotSeparableError
@@ -174,7 +179,9 @@ def run_case(case, reference=True):
            "alpha": alpha, "gamma": gamma}
     t0 = time.perf_counter()
     try:
-        tr = _bounded(lambda: flowkit.integrate(X, y, depth=D, alpha=alpha, gamma=gamma), RUN_LIMIT)
+        options = {"step": "compiled", "linalg": "dense"} if STEP == "compiled" else {}
+        tr = _bounded(lambda: flowkit.integrate(X, y, depth=D, alpha=alpha, gamma=gamma, **options),
+                      RUN_LIMIT)
     except _Timeout:
         row.update(status="timeout", why=f"more than {RUN_LIMIT} s", seconds=RUN_LIMIT)
         return row
@@ -294,7 +301,7 @@ def plot(rows, stem):
 
 
 def main(argv=None):
-    global GAMMAS
+    global GAMMAS, STEP
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="40 datasets x 3 cells")
     ap.add_argument("--datasets", type=int, default=300)
@@ -307,7 +314,10 @@ def main(argv=None):
     ap.add_argument("--gammas", type=float, nargs="+", help=f"the gamma~ cells (default {GAMMAS})")
     ap.add_argument("--seed", type=int, default=0, help="the order in which cells meet datasets")
     ap.add_argument("--stem", help="output path without suffix (default benchmarks/robustness)")
+    ap.add_argument("--step", choices=("scipy", "compiled"), default="scipy",
+                    help="the Radau step of every run (compiled: with linalg 'dense')")
     args = ap.parse_args(argv)
+    STEP = args.step  # the forked workers inherit it
     if args.gammas:
         GAMMAS = tuple(args.gammas)  # read by cases() and report(); the forked workers inherit it
     stem = Path(args.stem) if args.stem else HERE / ("robustness_quick" if args.quick else "robustness")
