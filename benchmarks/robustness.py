@@ -238,7 +238,7 @@ def report(rows, seconds, workers):
     errs = [r for r in valid if "error" in r]
     bad = [r for r in errs if r["error"] > TOL]
     lines = [f"# Robustness battery ({len(valid)} runs on {len({(r['family'], r['seed']) for r in valid})} datasets)",
-             "", f"`python benchmarks/robustness.py`, {workers} workers, {seconds:.0f} s wall, "
+             "", f"`python benchmarks/robustness.py{' --step compiled' if STEP == 'compiled' else ''}`, {workers} workers, {seconds:.0f} s wall, "
              f"{platform.processor() or platform.machine()}, {mp.cpu_count()} CPUs, "
              f"Python {platform.python_version()}.", "",
              f"- failures: **{len(fails)}** of {len(valid)}",
