@@ -118,7 +118,9 @@ def table(rows, info):
     return "\n".join(lines) + "\n"
 
 
-def plot(rows, stem):
+def bars(rows, series, stem, xlabel, title):
+    """Horizontal bars of milliseconds per case, one bar per (value(row), label) of
+    ``series`` (also benchmarks/peer_diffrax.py)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -131,17 +133,23 @@ def plot(rows, stem):
         fig = Figure(figsize=(6.4, 3.6), layout="constrained")
         ax = fig.subplots()
         k = np.arange(len(rows))
-        for j, step in enumerate(STEPS):
-            ax.barh(k + (0.2 if j else -0.2), [1e3 * r[step]["wall"] for r in rows], height=0.4,
-                    color=SERIES[j], label=f"step = {step!r}")
+        width = 0.8 / len(series)
+        for j, (value, label) in enumerate(series):
+            ax.barh(k + width * (j - (len(series) - 1) / 2), [1e3 * value(r) for r in rows], height=width,
+                    color=SERIES[j], label=label)
         ax.set_yticks(k, [r["case"].replace(", gamma~", "\ngamma~") for r in rows], fontsize=6)
         ax.invert_yaxis()
         ax.set_xscale("log")
-        ax.set_xlabel("wall time of one integrate call (ms, median)")
-        ax.set_title("Radau step: scipy's Python vs compiled")
+        ax.set_xlabel(xlabel)
+        ax.set_title(title)
         ax.legend(fontsize=7)
         for ext in ("png", "pdf"):
             fig.savefig(f"{stem}.{ext}", dpi=150)
+
+
+def plot(rows, stem):
+    bars(rows, [(lambda r, s=step: r[s]["wall"], f"step = {step!r}") for step in STEPS], stem,
+         "wall time of one integrate call (ms, median)", "Radau step: scipy's Python vs compiled")
 
 
 def main(argv=None):

@@ -32,7 +32,7 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from compiled_step import machine  # noqa: E402
+from compiled_step import bars, machine  # noqa: E402
 
 START = 1e-3
 RTOL = 1e-10
@@ -201,29 +201,10 @@ def table(rows, info):
 
 
 def plot(rows, stem):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib.figure import Figure
-
-    sys.path.insert(0, str(HERE.parent))
-    from analysis.style import SERIES, context
-
-    with context():
-        fig = Figure(figsize=(6.4, 3.6), layout="constrained")
-        ax = fig.subplots()
-        k = np.arange(len(rows))
-        for j, (key, label) in enumerate((("diffrax_s", "diffrax Kvaerno5"), ("compiled_s", "flowkit, compiled step"),
-                                          ("scipy_s", "flowkit, scipy step"))):
-            ax.barh(k + 0.27 * (j - 1), [1e3 * r[key] for r in rows], height=0.27, color=SERIES[j], label=label)
-        ax.set_yticks(k, [r["case"].replace(", gamma~", "\ngamma~") for r in rows], fontsize=6)
-        ax.invert_yaxis()
-        ax.set_xscale("log")
-        ax.set_xlabel("wall time of one solve (ms, median, warm)")
-        ax.set_title("rtol 1e-10: flowkit and a JIT-compiled peer")
-        ax.legend(fontsize=7)
-        for ext in ("png", "pdf"):
-            fig.savefig(f"{stem}.{ext}", dpi=150)
+    rows = [dict(r, case=r["case"] + ("" if r["diffrax_ok"] else " [diffrax: out of steps]")) for r in rows]
+    bars(rows, [(lambda r: r["diffrax_s"], "diffrax Kvaerno5"), (lambda r: r["compiled_s"], "flowkit, compiled step"),
+                (lambda r: r["scipy_s"], "flowkit, scipy step")], stem,
+         "wall time of one solve (ms, median, warm)", "rtol 1e-10: flowkit and a JIT-compiled peer")
 
 
 def main(argv=None):

@@ -322,6 +322,14 @@ V_SIZE = 5
 
 
 @njit(cache=True)
+def _point(t, z, tq, Yq):
+    """The one point (t, z) of a REQ_F1 or REQ_J request."""
+    tq[0] = t
+    for i in range(z.shape[0]):
+        Yq[0, i] = z[i]
+
+
+@njit(cache=True)
 def _stage_points(t, y, h, Z, tq, Yq):
     n = y.shape[0]
     for a in range(3):
@@ -358,9 +366,7 @@ def _machine(y, f, J, Z, Q, y_old, LUr, pr, er, LUc, pc, ec, floor, atol, s, c, 
     while True:
         ph = c[C_PHASE]
         if ph == PH_INIT:  # scipy's Radau.__init__: f and J at the start
-            tq[0] = s[S_T]
-            for i in range(n):
-                Yq[0, i] = y[i]
+            _point(s[S_T], y, tq, Yq)
             c[C_PHASE] = PH_INITF
             return REQ_F1
         if ph == PH_INITF:
@@ -494,9 +500,7 @@ def _machine(y, f, J, Z, Q, y_old, LUr, pr, er, LUc, pc, ec, floor, atol, s, c, 
                 c[C_LUOK] = 0
                 c[C_PHASE] = PH_ATTEMPT
             else:
-                tq[0] = t
-                for i in range(n):
-                    Yq[0, i] = y[i]
+                _point(t, y, tq, Yq)
                 c[C_PHASE] = PH_JRETRY
                 return REQ_J
             continue
@@ -520,9 +524,9 @@ def _machine(y, f, J, Z, Q, y_old, LUr, pr, er, LUc, pc, ec, floor, atol, s, c, 
             L[L_ERRN] = _norm(tmp)
             L[L_SAFETY] = 0.9 * (2 * NEWTON_MAXITER + 1) / (2 * NEWTON_MAXITER + c[C_NITER])
             if c[C_REJECTED] and L[L_ERRN] > 1:
-                tq[0] = t
                 for i in range(n):
-                    Yq[0, i] = y[i] + err[i]
+                    tmp[i] = y[i] + err[i]
+                _point(t, tmp, tq, Yq)
                 c[C_PHASE] = PH_REEVAL
                 return REQ_F1
             c[C_PHASE] = PH_DECIDE
@@ -555,9 +559,7 @@ def _machine(y, f, J, Z, Q, y_old, LUr, pr, er, LUc, pc, ec, floor, atol, s, c, 
             for i in range(n):
                 y_old[i] = y[i]
                 y[i] = y_new[i]
-            tq[0] = L[L_TNEW]
-            for i in range(n):
-                Yq[0, i] = y[i]
+            _point(L[L_TNEW], y, tq, Yq)
             c[C_PHASE] = PH_FNEW
             return REQ_F1
         if ph == PH_FNEW:
