@@ -139,8 +139,21 @@ class CompiledRadau(OdeSolver):
         return property(lambda self: float(self._s[i]) if self._s[i] == self._s[i] else None,
                         lambda self, v: self._s.__setitem__(i, np.nan if v is None else v))
 
-    t, t_old, t_bound, h_abs = _get(K.S_T), _get(K.S_TOLD), _get(K.S_TBOUND), _get(K.S_H)
+    t, t_bound, h_abs = _get(K.S_T), _get(K.S_TBOUND), _get(K.S_H)
     del _get
+
+    @property
+    def t_old(self):
+        """The start of the last step the kernel took (where its dense output starts)."""
+        v = self._s[K.S_TOLD]
+        return float(v) if v == v else None
+
+    @t_old.setter
+    def t_old(self, v):
+        # OdeSolver.step writes t_old; at t == t_bound it sets t_old = t without a step,
+        # which must not move the start of the kernel's dense output (a resume from there
+        # would predict Newton's start with a step of length 0)
+        pass
 
     def _count(i):
         return property(lambda self: int(self._c[i]), lambda self, v: self._c.__setitem__(i, v))

@@ -366,7 +366,7 @@ class Driver:
 
         Measured on benchmarks/join_probe.py (42 runs to gamma~ = 1e30): all complete, in
         144,068 steps; the session-7 weights completed 26."""
-        rtol, ny, N = self.system.rtol, self.system._ny, self.system._xi_count(mode)
+        ny, N = self.system._ny, self.system._xi_count(mode)
         hi, lo = self._anchor
         floor = [None]
 
@@ -377,7 +377,8 @@ class Driver:
             return J
 
         def scale(solver, z, z_new, h_abs):
-            s = atol + np.maximum(np.abs(z), np.abs(z_new)) * rtol
+            # the solver's rtol: scipy raises one below 100 eps to that (the compiled step's too)
+            s = atol + np.maximum(np.abs(z), np.abs(z_new)) * solver.rtol
             xi, rate = z[ny:ny + N], solver.f[ny:ny + N]
             k = int(np.argmin(xi))
             rel = rate - rate[k]

@@ -171,3 +171,50 @@ def test_kernel_cache_names_follow_the_sources():
     assert len(set(names)) == 3
     assert all(n.endswith(K._source_tag()) for n in names)
     assert math.isfinite(K.MU_REAL)
+
+
+# -- edge cases from a review against scipy --------------------------------------------------
+
+@njit
+def singular(t, y):
+    return SR.MU_REAL * y
+
+
+@njit
+def singular_jac(t, y):
+    return np.array([[SR.MU_REAL]])
+
+
+def test_exact_zero_pivot_shrinks_the_step_as_scipy_does():
+    """f = MU_REAL y with h = 1 makes the real Newton matrix exactly singular: scipy warns,
+    Newton fails on inf/nan and the step is halved; the compiled LU must do the same, not
+    raise ZeroDivisionError (numba's default error model)."""
+    import warnings
+    kw = dict(first_step=1.0, rtol=1e-6, atol=1e-9)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = solve_ivp(singular, (0.0, 3.0), [1.0], method="Radau", jac=singular_jac, **kw)
+    got = solve_ivp(singular, (0.0, 3.0), [1.0], method=CompiledRadau, jac=singular_jac, **kw)
+    assert got.success and ref.success
+    assert (got.t.size, got.nfev, got.njev, got.nlu) == (ref.t.size, ref.nfev, ref.njev, ref.nlu)
+    assert got.y[0, -1] == pytest.approx(math.exp(3.0 * SR.MU_REAL), rel=1e-4)
+
+
+def test_resume_after_the_end_point_shortcut():
+    """OdeSolver.step at t == t_bound sets t_old = t without a step; resuming from there
+    must not predict Newton's start from a step of length 0."""
+    from flowkit.radau import ThetaRadau, resume
+    kw = dict(rtol=1e-6, atol=1e-10)
+    a = ThetaRadau(robertson, 0.0, np.array([1.0, 0.0, 0.0]), 1.0, jac=robertson_jac, **kw)
+    b = CompiledRadau(robertson, 0.0, np.array([1.0, 0.0, 0.0]), 1.0, jac=robertson_jac, **kw)
+    for s in (a, b):
+        while s.status == "running":
+            s.step()
+        resume(s, 1.0)
+        s.step()
+        resume(s, 2.0)
+        while s.status == "running":
+            s.step()
+    assert b.status == "finished" and b.t == 2.0
+    assert (b.nfev, b.njev, b.nlu) == (a.nfev, a.njev, a.nlu)
+    np.testing.assert_allclose(b.y, a.y, rtol=1e-9, atol=1e-14)

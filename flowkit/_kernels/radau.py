@@ -87,13 +87,16 @@ O_SIZE = 22
 RUNNING, FINISHED, STALLED, REANCHOR, TOO_SMALL, BUDGET = 0, 1, 2, 3, -1, -2
 
 _EPS = np.finfo(float).eps
+# Every kernel here uses numpy's error model: a zero pivot or a zero error weight gives
+# inf/nan, on which Newton fails and the step shrinks (scipy: a LinAlgWarning), instead of
+# numba's ZeroDivisionError.
 # 3-point Gauss-Legendre on [-1, 1] (driver._GAUSS3) and the quadrature's piece length
 _GX = np.array([-math.sqrt(0.6), 0.0, math.sqrt(0.6)])
 _GW = np.array([5.0 / 9.0, 8.0 / 9.0, 5.0 / 9.0])
 _TIME_PIECE = 0.1
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _norm(x):
     """scipy's RMS norm of a 1-D or 2-D array."""
     s = 0.0
@@ -102,7 +105,7 @@ def _norm(x):
     return math.sqrt(s) / math.sqrt(x.size)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _lu(A, piv, r, equil):
     """A = diag(r)⁻¹ P L U in place (unit L below, U on and above the diagonal), r the
     powers of two of ``linalg.EquilibratedLU`` if ``equil`` else 1; pivots as getrf."""
@@ -142,7 +145,7 @@ def _lu(A, piv, r, equil):
                     A[i, j] -= lik * A[k, j]
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _solve(A, piv, r, b, x):
     """x = (diag(r)⁻¹ P L U)⁻¹ b for the factors of ``_lu``."""
     n = A.shape[0]
@@ -164,7 +167,7 @@ def _solve(A, piv, r, b, x):
         x[i] = acc / A[i, i]
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _factor(J, h, LUr, pr, er, LUc, pc, ec, equil):
     """Both Newton matrices MU_REAL/h I - J and MU_COMPLEX/h I - J, factored."""
     n = J.shape[0]
@@ -180,7 +183,7 @@ def _factor(J, h, LUr, pr, er, LUc, pc, ec, equil):
     _lu(LUc, pc, ec, equil)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _predict(h_abs, h_abs_old, error_norm, error_norm_old):
     """scipy's ``predict_factor`` (NaN for None)."""
     if error_norm_old != error_norm_old or h_abs_old != h_abs_old or error_norm == 0:
@@ -192,7 +195,7 @@ def _predict(h_abs, h_abs_old, error_norm, error_norm_old):
     return min(1.0, multiplier) * error_norm ** -0.25
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _landing(z, f, t, o, i, k):
     """Whether offset i is landing on the support (offset k the lowest): ``Driver._floored``."""
     ny = int(o[O_NY])
@@ -202,7 +205,7 @@ def _landing(z, f, t, o, i, k):
     return rel < -max(gap / o[O_LANDING], o[O_LANDNOISE] * gam)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _lowest(z, o):
     ny, N = int(o[O_NY]), int(o[O_NX])
     k = 0
@@ -212,7 +215,7 @@ def _lowest(z, o):
     return k
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _weights(z, z_new, h_abs, t, f, atol, floor, o, c, out):
     """The error weights of Newton's iteration into ``out``: ``driver.Driver._floored``
     when o[O_WEIGHTS] = 1 (without its plunge rule: ``_test_weights``), else scipy's
@@ -237,7 +240,7 @@ def _weights(z, z_new, h_abs, t, f, atol, floor, o, c, out):
                 out[i] = v
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _test_weights(z, z_new, h_abs, t, f, atol, floor, o, c, out):
     """The error weights of a step's error test: ``_weights`` and the plunge rule (an
     offset that is not landing and falls by more than GAP_DROP into the band GAP_ACTIVE
@@ -258,7 +261,7 @@ def _test_weights(z, z_new, h_abs, t, f, atol, floor, o, c, out):
             out[ny + i] = atol[ny + i] + max(abs(z[ny + i]), abs(z_new[ny + i])) * rtol
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _floor(J, z, floor):
     """The rounding floor of Newton's iterates at J: eps (|J| |z|) and |diag J|."""
     n = z.shape[0]
@@ -270,7 +273,7 @@ def _floor(J, z, floor):
         floor[1, i] = abs(J[i, i])
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _dense_at(tt, t_old, h, y_old, Q, out):
     """The collocation polynomial of the last step at tt (scipy's RadauDenseOutput)."""
     x = (tt - t_old) / h
@@ -280,7 +283,7 @@ def _dense_at(tt, t_old, h, y_old, Q, out):
         out[i] = Q[i, 0] * x + Q[i, 1] * x2 + Q[i, 2] * x3 + y_old[i]
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _q_of(Z, Q):
     """Q = Zᵀ P."""
     n = Z.shape[1]
@@ -289,7 +292,7 @@ def _q_of(Z, Q):
             Q[i, j] = Z[0, i] * P[0, j] + Z[1, i] * P[1, j] + Z[2, i] * P[2, j]
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _sigma_rate(y, f, d):
     """clock.sigma_rate on the first d components."""
     top, big = 0.0, 1.0
@@ -321,7 +324,7 @@ V_SIZE = 5
  PH_FNEW, PH_JNEW, PH_FINISH, PH_QUAD, PH_CHECKS, PH_INIT, PH_INITF, PH_INITJ) = range(16)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _point(t, z, tq, Yq):
     """The one point (t, z) of a REQ_F1 or REQ_J request."""
     tq[0] = t
@@ -329,7 +332,7 @@ def _point(t, z, tq, Yq):
         Yq[0, i] = z[i]
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _stage_points(t, y, h, Z, tq, Yq):
     n = y.shape[0]
     for a in range(3):
@@ -338,7 +341,7 @@ def _stage_points(t, y, h, Z, tq, Yq):
             Yq[a, i] = y[i] + Z[a, i]
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _quad_points(s, o, y_old, Q, piece, pieces, tq, Yq):
     """The three Gauss-Legendre nodes of quadrature piece ``piece`` (``Driver._clock_time``)."""
     a, b = s[S_TOLD], s[S_T]
@@ -352,7 +355,7 @@ def _quad_points(s, o, y_old, Q, piece, pieces, tq, Yq):
     return half
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _machine(y, f, J, Z, Q, y_old, LUr, pr, er, LUc, pc, ec, floor, atol, s, c, o, L, wk, wv,
              tq, Yq, Fq, Lq, max_steps, budget):
     """Radau's steps from where c[C_PHASE] left off until a request (REQ_*: the points are
@@ -684,4 +687,4 @@ def specialise(name, rhs, jac, logk, cache=True):
     fn.__qualname__ = fn.__name__
     fn.__module__ = __name__
     fn.__doc__ = _drive.__doc__
-    return njit(cache=cache)(fn)
+    return njit(cache=cache, error_model="numpy")(fn)
