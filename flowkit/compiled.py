@@ -182,11 +182,23 @@ class CompiledRadau(OdeSolver):
     def log_t(self, v):
         self._s[K.S_LOGT] = v
 
-    def _call(self, max_steps, budget):
+    def _call(self, max_steps, budget, targets=None):
+        """The kernel, to ``targets`` (solver clock, increasing) or to t_bound; the states
+        and log t reached at them are then ``self.saved``, ``self.saved_log_t``."""
+        tg = np.array([self._s[K.S_TBOUND]]) if targets is None else np.asarray(targets, dtype=float)
+        self._s[K.S_TBOUND], self._c[K.C_TGT] = tg[0], 0
+        self.saved, self.saved_log_t = np.empty((tg.size, self.n)), np.empty(tg.size)
         return self._k(self._y, self._f, self._J, self._Z, self._Q, self._y_old, self._LUr,
                        self._pr, self._er, self._LUc, self._pc, self._ec, self._floor, self._atol,
                        self._s, self._c, self._o, self._L, self._wk, self._wv, self._tq, self._Yq,
-                       self._Fq, self._Lq, self._args, max_steps, budget)
+                       self._Fq, self._Lq, tg, self.saved, self.saved_log_t, self._args,
+                       max_steps, budget)
+
+    @property
+    def reached(self):
+        """How many of the last ``advance``'s targets were reached (their states in
+        ``saved``, ``saved_log_t``)."""
+        return int(self._c[K.C_TGT]) + (1 if self.status == "finished" else 0)
 
     def _step_impl(self):
         o = self._o
@@ -196,21 +208,23 @@ class CompiledRadau(OdeSolver):
             return False, self.TOO_SMALL_STEP
         return True, None
 
-    def advance(self, budget, *, quadrature=0, watch=0, rate=np.inf, reanchor=0.0):
+    def advance(self, budget, *, quadrature=0, watch=0, rate=np.inf, reanchor=0.0, targets=None):
         """Steps to t_bound in one call, stopping early as the driver's loop would
         (_kernels/radau.py, ``_advance``): returns the kernel's status (K.FINISHED, ...).
         ``budget``: the steps allowed to this solver in all (counted in ``steps``);
         ``quadrature``: if > 0, add each step's time to ``log_t``, with log kappa of the
         first ``quadrature`` components (mode 0); ``watch``, ``rate``:
         stop where the first ``watch`` components move faster than ``rate`` (the plateau
-        watch); ``reanchor``: stop where a step is below reanchor |t|."""
+        watch); ``reanchor``: stop where a step is below reanchor |t|; ``targets``:
+        increasing ends to pass through in one call (the last one becomes t_bound), each
+        reached as ``resume`` would go on from it (``reached``, ``saved``)."""
         if self.status != "running":
             raise RuntimeError("advance on a solver that is not running")
         o = self._o
         o[K.O_QUAD] = quadrature
         o[K.O_WATCH], o[K.O_WATCH_D], o[K.O_RATE] = (1.0 if watch else 0.0), watch, rate
         o[K.O_REANCHOR] = reanchor
-        status = self._call(np.iinfo(np.int64).max, budget)
+        status = self._call(np.iinfo(np.int64).max, budget, targets)
         if status == K.FINISHED:
             self.status = "finished"
         elif status == K.TOO_SMALL:

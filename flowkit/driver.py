@@ -123,7 +123,10 @@ class Driver:
     def _advance(self, sigma, z, mode, sigma_to, states, stats, bounds):
         """The loop of ``advance``: fills ``states``."""
         d = self.system.problem.n_features
-        for k, target in enumerate(sigma_to):
+        k = 0
+        while k < len(sigma_to):
+            target = sigma_to[k]
+            self._batch = []
             while True:
                 need = self.system._mode(sigma)
                 if need != mode:  # crossed a switch: change the state variables
@@ -140,10 +143,36 @@ class Driver:
                     self._h = self._live = None
                     self._stalled = False
                     continue
-                end = min([target] + [b for b in bounds if b > sigma])
-                sigma, z = self._run(sigma, z, end, target, stats, mode)
-            y, omega, xi = self._unpack(sigma, z, mode)
-            states[k, :d], states[k, d], states[k, d + 1:] = self.system._export(sigma, y), omega, xi
+                bound = min([b for b in bounds if b > sigma], default=math.inf)
+                end = min(target, bound)
+                # the save points after this one up to the next switch, for a solver that
+                # passes through several in one call (compiled.CompiledRadau)
+                more = [t for t in sigma_to[k + 1:] if t < bound] if end == target else []
+                sigma, z = self._run(sigma, z, end, target, stats, mode, more)
+            if not self._batch:
+                self._save(states, k, sigma, z, mode)
+                k += 1
+                continue
+            # the save points a compiled solver passed through (``_steps_compiled``): their
+            # own states, then on from where the solver is, which may lie past the last one
+            live_log_t = self._log_t
+            for j, (sig, zz, log_t, batch_mode) in enumerate(self._batch):
+                if j == len(self._batch) - 1 and sig == sigma:
+                    # where the solver stands: saved from its state now, in the state
+                    # variables of a switch there if one followed, as without a batch
+                    self._log_t = live_log_t
+                    self._save(states, k, sigma, z, mode)
+                else:
+                    self._log_t = log_t
+                    self._save(states, k, sig, zz, batch_mode)
+                k += 1
+            self._log_t = live_log_t
+
+    def _save(self, states, k, sigma, z, mode):
+        """The saved layout (y, omega, xi) of the solver's state z at sigma, as states[k]."""
+        d = self.system.problem.n_features
+        y, omega, xi = self._unpack(sigma, z, mode)
+        states[k, :d], states[k, d], states[k, d + 1:] = self.system._export(sigma, y), omega, xi
 
     def _layout(self, sigma, y, omega, xi, mode):
         """The solver's state for ``mode`` from y, omega and xi (None: from y)."""
@@ -188,7 +217,7 @@ class Driver:
         top = max(logs)
         self._log_t = top + math.log(sum(math.exp(v - top) for v in logs))
 
-    def _run(self, sigma, z, target, final, stats, mode):
+    def _run(self, sigma, z, target, final, stats, mode, more=()):
         """One solver run from sigma to target (final: the overall target, for messages),
         with the state variables of ``mode`` (see ``_mode``).
 
@@ -208,7 +237,7 @@ class Driver:
             # point) instead of a fresh one at every save point (radau.resume)
             counts = [getattr(live, k, 0) for k in _COUNTS]
             resume(live, self._clock_span(target, mode))
-            return self._steps(live, target, final, stats, counts, mode)
+            return self._steps(live, target, final, stats, counts, mode, more)
         cls, fun, jac, linalg = self.system._solver(mode)
         compiled = _is_compiled(cls)
         # LSODA keeps sigma as its clock: its own first step depends on |t|, and from t = 0 it
@@ -236,7 +265,7 @@ class Driver:
         t0, t1 = (0.0, self._clock_span(target, mode)) if self._anchored else (sigma, target)
         first = None if (self._h is None or self.system.method == "LSODA") else min(self._h, t1 - t0)
         solver = cls(fun, t0, z, t1, first_step=first, **options)
-        return self._steps(solver, target, final, stats, [0, 0, 0], mode)  # its set-up's evaluations count
+        return self._steps(solver, target, final, stats, [0, 0, 0], mode, more)  # its set-up's evaluations count
 
     def _clock_span(self, target, mode):
         """The solver's end for ``target``: target itself on an unanchored clock, else
@@ -246,13 +275,13 @@ class Driver:
         hi, lo = self._anchor
         return (target - hi) - lo
 
-    def _steps(self, solver, target, final, stats, counts, mode):
+    def _steps(self, solver, target, final, stats, counts, mode, more=()):
         """Step ``solver`` to its end, or in mode 0 to the first step end where the sigma
         clock stalls (``clock.RATE_ENTER``; sets ``_stalled``), or past XI_SWITCH to a step
         end where the clock needs a new anchor (``REANCHOR``); add its counts beyond
         ``counts`` to ``stats``.  Returns (sigma reached, state)."""
         if isinstance(solver, CompiledRadau):
-            return self._steps_compiled(solver, target, final, stats, counts, mode)
+            return self._steps_compiled(solver, target, final, stats, counts, mode, more)
         d = self.system.problem.n_features
         watch = self.system.clock is not None and mode == 0
         hi, lo = self._anchor
@@ -280,18 +309,28 @@ class Driver:
                     break
         return self._ended(solver, target, stats, counts, reanchor)
 
-    def _steps_compiled(self, solver, target, final, stats, counts, mode):
+    def _steps_compiled(self, solver, target, final, stats, counts, mode, more=()):
         """``_steps`` for compiled.CompiledRadau: the same loop, run inside the kernel in one
         call (its quadrature, plateau watch, re-anchoring test and step budget are this
-        driver's: _kernels/radau.py, ``_advance``)."""
+        driver's: _kernels/radau.py, ``_machine``), through the save points ``more`` after
+        ``target`` as well, each one reached as ``_run`` would resume from it (the ~30 us of
+        this driver's Python per save point stay out of the loop); ``_batch`` gets
+        (sigma, state, log t, mode) of each save point reached, ``target`` first."""
         watch = self.system.problem.n_features if (self.system.clock is not None and mode == 0) else 0
         if mode == 0:
             solver.log_t = self._log_t
         before = solver.steps
+        goals = [target, *more]
         status = solver.advance(self.system.max_steps - stats["steps"] + before,
                                 quadrature=self.system._ny if mode == 0 else 0, watch=watch,
-                                rate=RATE_ENTER, reanchor=REANCHOR if self._anchored else 0.0)
+                                rate=RATE_ENTER, reanchor=REANCHOR if self._anchored else 0.0,
+                                targets=[self._clock_span(g, mode) for g in goals])
         stats["steps"] += solver.steps - before
+        reached = solver.reached
+        self._batch = [(goals[j], solver.saved[j].copy(), float(solver.saved_log_t[j]), mode)
+                       for j in range(reached)]
+        if reached:
+            target = goals[reached - 1]
         if mode == 0:
             self._log_t = solver.log_t
         if status in (KR.TOO_SMALL, KR.BUDGET):

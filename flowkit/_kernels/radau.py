@@ -310,8 +310,8 @@ def _sigma_rate(y, f, d):
 REQ_F1, REQ_F3, REQ_J, REQ_LOGK = 10, 11, 12, 13
 
 (C_PHASE, C_K, C_REJECTED, C_RECOMP, C_FINISHED, C_CALLSTEPS, C_PIECE, C_NPIECES,
- C_NITER) = range(C_SIZE, C_SIZE + 9)
-C_ALL = C_SIZE + 9
+ C_NITER, C_TGT) = range(C_SIZE, C_SIZE + 10)
+C_ALL = C_SIZE + 10
 (L_HABS, L_HOLD, L_ENOLD, L_MINSTEP, L_H, L_TNEW, L_RATE, L_DWOLD, L_ERRN, L_SAFETY,
  L_FACTOR, L_QTOP, L_QACC) = range(13)
 L_SIZE = 13
@@ -357,10 +357,13 @@ def _quad_points(s, o, y_old, Q, piece, pieces, tq, Yq):
 
 @njit(cache=True, error_model="numpy")
 def _machine(y, f, J, Z, Q, y_old, LUr, pr, er, LUc, pc, ec, floor, atol, s, c, o, L, wk, wv,
-             tq, Yq, Fq, Lq, max_steps, budget):
+             tq, Yq, Fq, Lq, tg, sv, svt, max_steps, budget):
     """Radau's steps from where c[C_PHASE] left off until a request (REQ_*: the points are
     in tq, Yq) or a status (RUNNING ... BUDGET).  scipy 1.17's ``Radau._step_impl`` and
-    ``solve_collocation_system``, cut at their evaluations of fun and jac."""
+    ``solve_collocation_system``, cut at their evaluations of fun and jac.  The ends are
+    the targets tg[c[C_TGT]:] (s[S_TBOUND] the current one): the state and log t at each
+    one reached go to sv, svt, and the solver goes on to the next as ``resume`` would;
+    FINISHED at the last."""
     n = y.shape[0]
     direction = o[O_DIR]
     equil = o[O_EQUIL] != 0.0
@@ -624,7 +627,19 @@ def _machine(y, f, J, Z, Q, y_old, LUr, pr, er, LUc, pc, ec, floor, atol, s, c, 
         if ph == PH_CHECKS:
             c[C_PHASE] = PH_START
             if c[C_FINISHED]:
-                return FINISHED
+                j = c[C_TGT]
+                for i in range(n):
+                    sv[j, i] = y[i]
+                svt[j] = s[S_LOGT]
+                if j + 1 >= tg.shape[0]:
+                    return FINISHED
+                c[C_TGT] = j + 1  # on to the next end, as CompiledRadau.resume
+                s[S_TBOUND] = tg[j + 1]
+                planned = s[S_HPLAN]
+                if abs(s[S_T] - s[S_TOLD]) < 0.99 * planned and s[S_H] < planned:
+                    s[S_H], s[S_HOLD], s[S_ENOLD] = planned, np.nan, np.nan
+                    c[C_LUOK] = 0
+                continue
             if o[O_REANCHOR] > 0.0 and abs(s[S_T] - s[S_TOLD]) < o[O_REANCHOR] * abs(s[S_T]):
                 return REANCHOR
             if o[O_WATCH] != 0.0 and _sigma_rate(y, f, int(o[O_WATCH_D])) > o[O_RATE]:
@@ -635,7 +650,7 @@ def _machine(y, f, J, Z, Q, y_old, LUr, pr, er, LUc, pc, ec, floor, atol, s, c, 
 # -- the loop bound to a system's rhs / jac / logk (``specialise``) -------------------------
 
 def _drive(y, f, J, Z, Q, y_old, LUr, pr, er, LUc, pc, ec, floor, atol, s, c, o, L, wk, wv,
-           tq, Yq, Fq, Lq, args, max_steps, budget):
+           tq, Yq, Fq, Lq, tg, sv, svt, args, max_steps, budget):
     """``_machine`` answered with the system's functions at sigma = hi + (lo + t): up to
     ``max_steps`` accepted steps (the call's count restarts), or the set-up if
     c[C_PHASE] = PH_INIT.  Returns the machine's status."""
@@ -644,7 +659,7 @@ def _drive(y, f, J, Z, Q, y_old, LUr, pr, er, LUc, pc, ec, floor, atol, s, c, o,
     c[C_CALLSTEPS] = 0
     while True:
         r = _machine(y, f, J, Z, Q, y_old, LUr, pr, er, LUc, pc, ec, floor, atol, s, c, o, L, wk,
-                     wv, tq, Yq, Fq, Lq, max_steps, budget)
+                     wv, tq, Yq, Fq, Lq, tg, sv, svt, max_steps, budget)
         if r == REQ_F3 or r == REQ_F1:
             for a in range(3 if r == REQ_F3 else 1):
                 F = rhs(hi + (lo + tq[a]), Yq[a], args)  # noqa: F821 (bound by specialise)
