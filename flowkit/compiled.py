@@ -11,9 +11,10 @@ in one call with the driver's per-step work done in the loop (driver.py).
 The right-hand side must be compiled too.  Two ways to give it:
 
 * ``kernels=``, the step from ``_kernels.radau.specialise`` bound to numba functions
-  ``rhs(t, z, args)``, ``jac(t, z, args)``, ``logk(t, y, args)`` of a tuple ``args`` (how
-  flowkit's systems do it: cached per machine), with ``fun(t, y)`` the same right-hand
-  side in Python (for the choice of the first step);
+  ``rhs(t, z, args)``, ``jac(t, z, args)``, ``logk(t, y, args)``, and ``kernel_args=``,
+  the tuple ``args`` of data they take (how flowkit's systems do it: cached per machine;
+  not ``args=``, which ``solve_ivp`` keeps for itself), with ``fun(t, y)`` the same
+  right-hand side in Python (for the choice of the first step);
 * plain numba functions ``fun(t, y)`` and ``jac(t, y)`` (dense Jacobian), as with any
   ``solve_ivp`` call: they are bound here once per pair and process (no cache).
 
@@ -68,7 +69,7 @@ class CompiledRadau(OdeSolver):
     TOO_SMALL_STEP = "Required step size is less than spacing between numbers."
 
     def __init__(self, fun, t0, y0, t_bound, max_step=np.inf, rtol=1e-3, atol=1e-6,
-                 jac=None, first_step=None, vectorized=False, *, kernels=None, args=(),
+                 jac=None, first_step=None, vectorized=False, *, kernels=None, kernel_args=(),
                  jac_theta=1e-3, equilibrate=False, linalg=None, anchor=(0.0, 0.0),
                  floored=None, **extraneous):
         warn_extraneous(extraneous)
@@ -76,13 +77,13 @@ class CompiledRadau(OdeSolver):
             if not (isinstance(fun, CPUDispatcher) and isinstance(jac, CPUDispatcher)):
                 raise ParameterError("CompiledRadau needs numba-compiled fun(t, y) and jac(t, y) "
                                      "(numba.njit), or kernels= from _kernels.radau.specialise")
-            kernels, args = bind(fun, jac), ()
+            kernels, kernel_args = bind(fun, jac), ()
         if linalg is not None:
             if type(linalg) not in (DenseLU, EquilibratedLU):
                 raise ParameterError(f"CompiledRadau runs the dense operators (DenseLU, "
                                      f"EquilibratedLU); got {type(linalg).__name__}")
             equilibrate = isinstance(linalg, EquilibratedLU)
-        self._k, self._args = kernels, args
+        self._k, self._args = kernels, kernel_args
         y0 = np.array(y0, dtype=float)  # a copy: the kernels write to it
         if y0.ndim != 1:
             raise ParameterError(f"y0 must be 1-dimensional; got shape {y0.shape}")

@@ -163,7 +163,7 @@ class System:
         """The solver class for ``mode`` on the data ``args``: the method's, or the
         compiled step bound to the system's kernels for that mode."""
         if self.step == "compiled":
-            return partial(CompiledRadau, kernels=self._kernels()[mode], args=args)
+            return partial(CompiledRadau, kernels=self._kernels()[mode], kernel_args=args)
         return METHODS[self.method]
 
     @staticmethod
