@@ -69,9 +69,9 @@ import math
 from functools import lru_cache, partial
 
 import numpy as np
-from scipy.optimize import bisect
 
 from ._kernels import flow as K
+from ._kernels import initial as I
 from ._kernels.radau import specialise
 from .bdf import OperatorBDF
 from .clock import PlateauClock
@@ -212,40 +212,26 @@ def initial_state(problem):
     gmax = g0[imax]
     ratio = g0 / gmax
 
-    def psi_of(lP):
-        big = math.exp(lP)
-        if D == 2:
-            psi = big * ratio
-        else:
-            with np.errstate(divide="ignore"):
-                psi = (2.0 / a) * np.arctanh(ratio * math.tanh(0.5 * a * big))
-        tied = np.abs(ratio) == 1.0
-        psi[tied] = big * ratio[tied]  # exact, where artanh(tanh(.)) would saturate
-        return psi * np.sign(gmax)
-
-    def excess(lP):
-        # > 0 past the target.  Far out the frozen-p solution's gamma~ falls again (mixed
-        # labels: a large w makes some margins very negative) or w overflows; both count
-        # as past it, so that the one sign change is the first crossing (a spurious root
-        # where w overflows broke D = 10, alpha = 0.01: omega0 = nan)
-        psi = psi_of(lP)
-        with np.errstate(over="ignore", invalid="ignore"):
-            w = K.psi_to_w(psi, D, A)
-            if not np.all(np.isfinite(w)):
-                return 1.0
-            m, _, gam = K.softmax_margins(Xt, w)
-        if gam > 0:
-            return math.log(gam) - math.log(GAMMA_START)
-        return 1.0 if np.max(np.abs(m)) > 1e-6 else -1.0
-
-    hi = math.log(2000.0)
-    if excess(hi) <= 0.0:
+    sign = float(np.sign(gmax))
+    hi, log_target = math.log(2000.0), math.log(GAMMA_START)
+    if I.excess(hi, ratio, sign, Xt, D, A, log_target) <= 0.0:
         raise NumericalRangeError(
             f"no initial state reaches gamma~ = {GAMMA_START:g} (depth {P_.depth}, "
             f"log alpha^D = {A:.6g}): the data's mean row is too small")
-    lP = bisect(excess, -740.0, hi, xtol=1e-15, rtol=1e-15, maxiter=300)
+    # scipy.optimize.bisect(excess, -740, hi, xtol=1e-15, rtol=1e-15, maxiter=300), compiled
+    lP, converged = I.root(-740.0, hi, ratio, sign, Xt, D, A, log_target, 1e-15, 1e-15, 300)
+    if not converged:
+        raise NumericalRangeError(f"the initial state's bisection did not converge (depth {P_.depth}, "
+                                  f"log alpha^D = {A:.6g})")
     y_big = math.exp(lP)
-    psi = psi_of(lP)
+    if D == 2:
+        psi = y_big * ratio
+    else:  # numpy's arctanh, not numba's: 1 ulp apart on D > 2 (the root is the same)
+        with np.errstate(divide="ignore"):
+            psi = (2.0 / a) * np.arctanh(ratio * math.tanh(0.5 * a * y_big))
+    tied = np.abs(ratio) == 1.0
+    psi[tied] = y_big * ratio[tied]  # exact, where artanh(tanh(.)) would saturate
+    psi = psi * sign
     sigma0 = math.log(GAMMA_START)
     logphi, _, _ = K._scales(sigma0, A)
     y0 = psi / math.exp(logphi)

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._kernels import flow as K
+from ._kernels.fields import fields
 from .diagnostics import invariants
 from .exceptions import FlowkitError
 
@@ -46,23 +46,10 @@ class Trajectory:
     def from_states(cls, flow, gamma, states, stats, stopping):
         """Evaluate all fields from the integrator's states at the given gamma~."""
         P = flow.problem
-        D, A, d = float(P.depth), P.log_alpha_D, P.n_features
-        gamma = np.asarray(gamma, dtype=float)
-        n = gamma.size
-        w = np.empty((n, d))
-        delta = np.empty((n, 2, d))
-        margin = np.empty(n)
-        gamma_state = np.empty(n)
-        log_time = np.empty(n)
-        for k in range(n):
-            sigma = math.log(gamma[k])
-            dp, dm, w[k] = K.state_to_w(sigma, states[k, :d], D, A)
-            delta[k, 0], delta[k, 1] = dp, dm
-            m, _, gamma_state[k] = K.softmax_margins(P.Xt, w[k])
-            margin[k] = m.min()
-            # omega = log(t kappa) - gamma~
-            log_time[k] = states[k, d] + gamma[k] - K.log_kappa_xi(
-                sigma, states[k, :d], states[k, d + 1:], P.Xt, D, A)
+        D, A = float(P.depth), P.log_alpha_D
+        gamma = np.ascontiguousarray(gamma, dtype=float)
+        w, delta, margin, gamma_state, log_time = fields(
+            gamma, np.ascontiguousarray(states, dtype=float), P.Xt, D, A)
         stats = dict(stats, method=flow.method, rtol=flow.rtol, atol=flow.atol.tolist(),
                      linalg=flow.linalg, step=flow.step,
                      invariants=invariants(P, gamma, delta, margin, gamma_state, log_time))
