@@ -58,47 +58,73 @@ def test_loop_right_hand_sides_equal_the_flow_evaluators_to_rounding():
         assert value < 1e-13, (key, value)
 
 
-@pytest.mark.parametrize("name", ["fig4a", "kink", "fig3d"])
-def test_initial_root_is_scipys_bisect(name):
-    """The compiled bisection takes scipy's iterates: the same float on the same function."""
-    X, y = flowkit.datasets.load(name)
-    rng = np.random.default_rng(1)
-    for D in (2, 3, 10):
-        for alpha in (1e-3, 1.0, 1e4):
-            Xs = X * 10 ** rng.uniform(-2, 2)
-            P = Problem.build(Xs, y, D, alpha)
-            g0 = P.Xt.mean(axis=0)
-            gmax = g0[int(np.argmax(np.abs(g0)))]
-            args = (g0 / gmax, float(np.sign(gmax)), P.Xt, float(D), P.log_alpha_D, math.log(flowkit.flow.GAMMA_START))
-            hi = math.log(2000.0)
-            ref = bisect(lambda lP: I.excess(lP, *args), -740.0, hi, xtol=1e-15, rtol=1e-15, maxiter=300)
-            got, converged = I.root(-740.0, hi, *args, 1e-15, 1e-15, 300)
-            assert converged and got == ref
-            sigma0, z0 = flowkit.flow.initial_state(P)
-            # the frozen-p closed form reaches gamma~ = GAMMA_START at z0
-            w = K.state_to_w(sigma0, z0[:-1], float(D), P.log_alpha_D)[2]
-            assert K.softmax_margins(P.Xt, w)[2] == pytest.approx(flowkit.flow.GAMMA_START, rel=1e-13)
+def _magnitudes(sigma, z, Xt, D, A):
+    """The size of every term that enters each Jacobian entry (absolute values throughout):
+    the scale that rounding in a different summation order is relative to (the entries
+    themselves cancel)."""
+    N, d = Xt.shape
+    aX = np.abs(Xt)
+    if z.size == d:
+        delta, b, v, p, bg, r2, _ = K.jac_factors(sigma, z, Xt, D, A)
+        dp, dm, _ = K.state_to_w(sigma, z, D, A)
+        g = Xt.T @ p
+        qp, qm, M, St = K._weights(dp, dm, g, D)
+        qg = np.abs((qp + qm) * g)
+        phi = math.exp(K._scales(sigma, A)[0])
+        _, _, sp, sm, *_ = K._offsets_all(sigma, z, D, A)
+        dq = np.abs(2 * D - 2) * phi * (qp * sp + qm * sm)
+        Cabs = aX.T @ (p * (aX @ qg)) + np.abs(g) * St
+        r2abs = np.abs(g * v) + (dq * g * g + 2 * np.abs(v) * Cabs) / St
+        return (np.abs(b)[:, None] * (aX.T @ (p[:, None] * aX)) * np.abs(v)[None, :]
+                + np.abs(bg)[:, None] * r2abs[None, :] + np.diag(np.abs(delta)))
+    delta, b, p, bg, lSy, e1, h, u, q, av, St, gam, jww = K.xi_jac_factors(sigma, z, Xt, D, A)
+    n = z.size
+    out = np.zeros((n, n))
+    e1abs = p + 2 * p * np.abs(1 - av)
+    out[:d, :d] = np.diag(np.abs(delta)) + np.abs(bg)[:, None] * np.abs(lSy)[None, :]
+    out[:d, d:d + N] = np.abs(b)[:, None] * aX.T * p[None, :] + np.abs(bg)[:, None] * e1abs[None, :]
+    out[d:d + N, :d] = aX * np.abs(h)[None, :] + np.abs(u)[:, None] * np.abs(lSy)[None, :]
+    out[d:d + N, d:d + N] = gam * ((aX * q) @ aX.T / St * p[None, :] + np.abs(av)[:, None] * e1abs[None, :] + p[None, :])
+    if n > d + N:
+        out[-1, -1] = abs(jww)
+    return out
 
 
-def test_root_reports_a_bracket_without_a_sign_change():
-    Xt = np.array([[1.0, 0.5]])
-    args = (np.array([1.0, 0.5]), 1.0, Xt, 2.0, 0.0, math.log(1e-3))
-    lo = I.excess(-5.0, *args)
-    assert lo > 0  # both ends past the target
-    value, converged = I.root(-5.0, 1.0, *args, 1e-15, 1e-15, 300)
-    assert not converged and math.isnan(value)
-
-
-def test_fields_equal_the_per_point_maps():
-    X, y = flowkit.datasets.load("kink")
-    tr = flowkit.integrate(X, y, depth=3, alpha=10.0, gamma=1e8)
-    P = tr.flow.problem
-    D, A, d = 3.0, P.log_alpha_D, P.n_features
-    for k in range(len(tr)):
-        sigma, z = math.log(tr.gamma[k]), tr.state[k]
-        dp, dm, w = K.state_to_w(sigma, z[:d], D, A)
-        m = K.softmax_margins(P.Xt, w)[0]
-        np.testing.assert_array_equal(tr.w[k], w)
-        assert tr.margin[k] == m.min()
-        assert tr.log_time[k] == z[d] + tr.gamma[k] - K.log_kappa_xi(sigma, z[:d], z[d + 1:], P.Xt, D, A)
-        np.testing.assert_array_equal(tr.theta[k], math.log(P.alpha) + np.stack([dp, dm]))
+def test_loop_jacobians_equal_the_flow_factors_to_rounding():
+    """jac0 / jac1 against the dense Jacobians assembled from flow.jac_factors and
+    xi_jac_factors (the scipy step's), entry by entry relative to the size of the terms that
+    enter it, and against central differences of the loop right-hand sides."""
+    from flowkit._kernels.flow_step import jac0, jac1, rhs0, rhs1
+    from flowkit.structured import Jacobian0, JacobianXi
+    rng = np.random.default_rng(3)
+    worst, fd, checked = 0.0, 0.0, 0
+    for _ in range(300):
+        Xt, D, A, sigma, y = _random_case(rng)
+        sigma = min(sigma, 8.0)
+        N, d = Xt.shape
+        args = (Xt, D, A)
+        xi = rng.standard_normal(N)
+        for z, jac, f, ref in ((y, jac0, rhs0, Jacobian0), (np.concatenate([y, xi, [0.2]]), jac1, rhs1, JacobianXi),
+                               (np.concatenate([y, xi]), jac1, rhs1, JacobianXi)):
+            with np.errstate(all="ignore"):
+                J0 = ref.at(sigma, z, Xt, D, A).dense()
+                size = _magnitudes(sigma, z, Xt, D, A)
+            if not (np.all(np.isfinite(J0)) and np.all(np.isfinite(size))):
+                continue
+            checked += 1
+            J = jac(sigma, z, args)
+            worst = max(worst, np.max(np.abs(J - J0) / np.maximum(size, 1e-300)))
+            if np.max(np.abs(z)) < 3 and z.size < d + N + 1:
+                E = np.eye(z.size)
+                # rows of tiny entries: the differences' rounding, ~eps |f| / h, sets their floor
+                rows = np.max(np.abs(J), axis=1, keepdims=True) + 1e-6 * np.max(np.abs(J))
+                best = math.inf
+                for h in (1e-3, 1e-4, 1e-5, 1e-6):  # fourth-order central differences, the best step
+                    Jfd = np.stack([(8 * (f(sigma, z + h * E[k], args) - f(sigma, z - h * E[k], args))
+                                     - (f(sigma, z + 2 * h * E[k], args) - f(sigma, z - 2 * h * E[k], args)))
+                                    / (12 * h) for k in range(z.size)], axis=1)
+                    best = min(best, np.max(np.abs(Jfd - J) / rows))
+                fd = max(fd, best)
+    assert checked > 500
+    assert worst < 1e-13, worst
+    assert fd < 1e-7, fd

@@ -2,66 +2,60 @@
 convention of the compiled Radau step (``radau.specialise``): ``f(t, z, args)`` with
 args = (Xt, D, log alpha^D), one triple per state-variable mode of flowkit.system:
 
-* mode 0, z = y: ``rhs0`` / ``jac0`` (flow.Flow.fun / jac);
+* mode 0, z = y: ``rhs0`` / ``jac0`` / ``logk0`` (flow.Flow.fun / jac / _log_kappa);
 * mode 1, z = (y, xi, omega): ``rhs1`` / ``jac1`` (Flow.fun_xi / jac_xi);
 * mode 2, z = (y, xi): ``rhs2`` (the xi rows in double-double, Flow.fun_xi_dd) / ``jac1``.
 
-Each is the same arithmetic as the Python entry points of ``flow``, which call the same
-jitted evaluators; only the Gram matrix Xt diag(q) Xtᵀ of jac1 is a GEMM here instead of
-structured.gram's two SYRKs (rounding only).  (These are jitted wrappers, which link
-their callees' call trees: a compile of their own, paid once per machine, in the step's
-specialisation.)  A jitted caller passes ``np.empty(0)`` for flow._NO_FACTORS, which numba
-would freeze as a read-only constant.
+The formulas are those of ``_kernels/flow.py`` (its docstrings derive them; the Jacobians'
+factors are ``jac_factors`` and ``xi_jac_factors``), written here as scalar loops over one
+buffer per call: no temporary arrays and no BLAS call.  On 3 x 3 data the array form cost
+~1.2 us per right-hand side, ~2.5 us per Jacobian, and 4-7 s of compile per kernel (every
+array expression is a loop nest of its own); the step evaluates ~8 right-hand sides per
+step.  The results differ from the array form by rounding (sums in loop order;
+tests/test_fast_kernels.py).  The xi rows of mode 2 stay ``xi_rates``' double-double.
 """
 import math
 
 import numpy as np
 from numba import njit
 
-from .flow import (_common0, _common_xi, _scales, dense_jac0, dense_xi_jac, offsets,
-                   xi_block)
+from .flow import _scales, offsets
 from .xi_rates import xi_rates
 
 
 @njit(cache=True, error_model="numpy")
-def rhs0(t, z, args):
-    """``flow.rhs`` for z = y (mode 0 carries no omega: its time is a quadrature), as loops
-    over one buffer: no temporaries, no BLAS call (each cost ~0.1 us on 3 x 3 data, and the
-    step makes ~8 calls per step)."""
-    Xt, D, A = args
-    N, d = Xt.shape
-    a = D - 2.0
-    c = 2.0 * D - 2.0
+def _offsets_into(t, y, D, A, dp, dm, sp, sm):
+    """delta±, their psi-derivatives sp, sm (``flow.offsets``) for the first d entries of y;
+    returns (phi, log phi, beta, log(1+R), max delta)."""
     logphi, beta, log1pR = _scales(t, A)
     phi = math.exp(logphi)
+    top = -math.inf
+    for i in range(dp.shape[0]):
+        dp[i], dm[i], sp[i], sm[i] = offsets(phi * y[i], D)
+        top = max(top, dp[i], dm[i])
+    return phi, logphi, beta, log1pR, top
+
+
+@njit(cache=True, error_model="numpy")
+def _margins_into(Xt, dp, dm, D, A, m):
+    """m = Xt w with w = alpha^D (e^{D dp} - e^{D dm}) (``flow._w_of``, alpha^D hoisted)."""
+    N, d = Xt.shape
     eA = math.exp(A)
-    buf = np.empty(3 * d + N)
-    dp, dm, g, m = buf[:d], buf[d:2 * d], buf[2 * d:3 * d], buf[3 * d:]
     for k in range(N):
         m[k] = 0.0
-    top = -math.inf
     for i in range(d):
-        u, v, _, _ = offsets(phi * z[i], D)
-        dp[i], dm[i] = u, v
-        top = max(top, u, v)
-        if D * max(u, v) < 30.0:  # _w_of, with alpha^D hoisted
+        u, v = dp[i], dm[i]
+        if D * max(u, v) < 30.0:
             w = eA * (math.expm1(D * u) - math.expm1(D * v))
         else:
             w = math.exp(A + D * u) - math.exp(A + D * v)
         for k in range(N):
             m[k] += Xt[k, i] * w
-    _softmax_into(m)
-    St = _grad_into(Xt, m, dp, dm, g, c * top, c)
-    base = log1pR - math.log(D) - c * top - math.log(St)
-    f = np.empty(d)
-    for i in range(d):
-        f[i] = (math.exp(base + a * dp[i]) + math.exp(base + a * dm[i])) * g[i] - beta * z[i]
-    return f
 
 
 @njit(cache=True, error_model="numpy")
 def _softmax_into(m):
-    """m <- softmax(-m) in place; returns log of the shifted sum's Z and the shift."""
+    """m <- softmax(-m) in place; returns (Z, shift) of the shifted sum."""
     N = m.shape[0]
     mmin = m[0]
     for k in range(1, N):
@@ -76,8 +70,8 @@ def _softmax_into(m):
 
 
 @njit(cache=True, error_model="numpy")
-def _grad_into(Xt, p, dp, dm, g, M, c):
-    """g = Xtᵀp into g; returns S~ = Σ (e^{c dp - M} + e^{c dm - M}) g² (``flow._weights``)."""
+def _weights_into(Xt, p, dp, dm, M, c, g, qp, qm):
+    """g = Xtᵀp, q± = e^{c delta± - M}; returns S~ = Σ (q+ + q-) g² (``flow._weights``)."""
     N, d = Xt.shape
     St = 0.0
     for i in range(d):
@@ -85,51 +79,118 @@ def _grad_into(Xt, p, dp, dm, g, M, c):
         for k in range(N):
             acc += Xt[k, i] * p[k]
         g[i] = acc
-        St += (math.exp(c * dp[i] - M) + math.exp(c * dm[i] - M)) * acc * acc
+        qp[i] = math.exp(c * dp[i] - M)
+        qm[i] = math.exp(c * dm[i] - M)
+        St += (qp[i] + qm[i]) * acc * acc
     return St
 
 
-@njit(cache=True)
-def jac0(t, z, args):
+@njit(cache=True, error_model="numpy")
+def _primal(t, z, Xt, D, A, buf):
+    """The shared part of mode 0: buf = [dp | dm | sp | sm | g | q+ | q- | p] (7 d + N);
+    returns (phi, log phi, beta, log(1+R), M, S~)."""
+    N, d = Xt.shape
+    dp, dm, sp, sm = buf[:d], buf[d:2 * d], buf[2 * d:3 * d], buf[3 * d:4 * d]
+    g, qp, qm, p = buf[4 * d:5 * d], buf[5 * d:6 * d], buf[6 * d:7 * d], buf[7 * d:7 * d + N]
+    phi, logphi, beta, log1pR, top = _offsets_into(t, z, D, A, dp, dm, sp, sm)
+    _margins_into(Xt, dp, dm, D, A, p)
+    _softmax_into(p)
+    M = (2.0 * D - 2.0) * top
+    return phi, logphi, beta, log1pR, M, _weights_into(Xt, p, dp, dm, M, 2.0 * D - 2.0, g, qp, qm)
+
+
+@njit(cache=True, error_model="numpy")
+def _dual(t, z, Xt, D, A, buf):
+    """The shared part past XI_SWITCH, p = softmax(-xi): buf as ``_primal``; returns
+    (phi, beta, log(1+R), M, S~, Lambda)."""
+    N, d = Xt.shape
+    dp, dm, sp, sm = buf[:d], buf[d:2 * d], buf[2 * d:3 * d], buf[3 * d:4 * d]
+    g, qp, qm, p = buf[4 * d:5 * d], buf[5 * d:6 * d], buf[6 * d:7 * d], buf[7 * d:7 * d + N]
+    phi, _, beta, log1pR, top = _offsets_into(t, z, D, A, dp, dm, sp, sm)
+    for k in range(N):
+        p[k] = z[d + k]
+    Z, xmin = _softmax_into(p)
+    M = (2.0 * D - 2.0) * top
+    St = _weights_into(Xt, p, dp, dm, M, 2.0 * D - 2.0, g, qp, qm)
+    return phi, beta, log1pR, M, St, math.log(Z / N) - xmin
+
+
+@njit(cache=True, error_model="numpy")
+def rhs0(t, z, args):
+    """``flow.rhs`` for z = y (mode 0 carries no omega: its time is a quadrature)."""
     Xt, D, A = args
     N, d = Xt.shape
-    out = np.empty(5 * d + N)
-    jww = _common0(t, z, Xt, D, A, out)[1]
-    return dense_jac0(Xt, out[:d], out[d:2 * d], out[2 * d:3 * d], out[5 * d:],
-                      out[3 * d:4 * d], out[4 * d:5 * d], jww, z.shape[0])
+    a = D - 2.0
+    buf = np.empty(7 * d + N)
+    _, _, beta, log1pR, M, St = _primal(t, z, Xt, D, A, buf)
+    dp, dm, g = buf[:d], buf[d:2 * d], buf[4 * d:5 * d]
+    base = log1pR - math.log(D) - M - math.log(St)
+    f = np.empty(d)
+    for i in range(d):
+        f[i] = (math.exp(base + a * dp[i]) + math.exp(base + a * dm[i])) * g[i] - beta * z[i]
+    return f
 
 
 @njit(cache=True, error_model="numpy")
 def logk0(t, y, args):
-    """``flow.log_kappa`` as loops (``rhs0``)."""
+    """``flow.log_kappa``: log(D² alpha^{2D-2} S)."""
     Xt, D, A = args
     N, d = Xt.shape
+    buf = np.empty(7 * d + N)
+    M, St = _primal(t, y, Xt, D, A, buf)[4:]
+    return 2.0 * math.log(D) + (2.0 * D - 2.0) / D * A + M + math.log(St)
+
+
+@njit(cache=True, error_model="numpy")
+def jac0(t, z, args):
+    """The dense d x d Jacobian of ``rhs0``: diag(delta) + U Vᵀ of ``flow.jac_factors``,
+    J_ik = delta_i [i = k] - b_i Σ_m Xt_mi p_m Xt_mk v_k + (b g)_i (g v - lS)_k."""
+    Xt, D, A = args
+    N, d = Xt.shape
+    a = D - 2.0
     c = 2.0 * D - 2.0
-    phi = math.exp(_scales(t, A)[0])
-    eA = math.exp(A)
-    buf = np.empty(3 * d + N)
-    dp, dm, g, m = buf[:d], buf[d:2 * d], buf[2 * d:3 * d], buf[3 * d:]
-    for k in range(N):
-        m[k] = 0.0
-    top = -math.inf
+    buf = np.empty(12 * d + 2 * N)
+    phi, logphi, beta, log1pR, M, St = _primal(t, z, Xt, D, A, buf)
+    dp, dm, sp, sm = buf[:d], buf[d:2 * d], buf[2 * d:3 * d], buf[3 * d:4 * d]
+    g, qp, qm, p = buf[4 * d:5 * d], buf[5 * d:6 * d], buf[6 * d:7 * d], buf[7 * d:7 * d + N]
+    o = 7 * d + N
+    b, v, delta, r2, qg = (buf[o:o + d], buf[o + d:o + 2 * d], buf[o + 2 * d:o + 3 * d],
+                           buf[o + 3 * d:o + 4 * d], buf[o + 4 * d:o + 5 * d])
+    xq = buf[o + 5 * d:]
+    base = log1pR - math.log(D) - M - math.log(St)
     for i in range(d):
-        u, v, _, _ = offsets(phi * y[i], D)
-        dp[i], dm[i] = u, v
-        top = max(top, u, v)
-        if D * max(u, v) < 30.0:
-            w = eA * (math.expm1(D * u) - math.expm1(D * v))
-        else:
-            w = math.exp(A + D * u) - math.exp(A + D * v)
+        cfp = math.exp(base + a * dp[i])
+        cfm = math.exp(base + a * dm[i])
+        b[i] = cfp + cfm
+        v[i] = D * (math.exp(A + logphi + D * dp[i]) * sp[i] + math.exp(A + logphi + D * dm[i]) * sm[i])
+        delta[i] = a * phi * (cfp * sp[i] - cfm * sm[i]) * g[i] - beta
+        qg[i] = (qp[i] + qm[i]) * g[i]
+    for k in range(N):  # p ⊙ Xt (q g)
+        acc = 0.0
+        for i in range(d):
+            acc += Xt[k, i] * qg[i]
+        xq[k] = p[k] * acc
+    for i in range(d):
+        Cqg = -g[i] * St
         for k in range(N):
-            m[k] += Xt[k, i] * w
-    _softmax_into(m)
-    St = _grad_into(Xt, m, dp, dm, g, c * top, c)
-    return 2.0 * math.log(D) + c / D * A + c * top + math.log(St)
+            Cqg += Xt[k, i] * xq[k]
+        dq = c * phi * (qp[i] * sp[i] - qm[i] * sm[i])
+        r2[i] = g[i] * v[i] - (dq * g[i] * g[i] - 2.0 * v[i] * Cqg) / St
+    J = np.empty((d, d))
+    for i in range(d):
+        bgi = b[i] * g[i]
+        for k in range(d):
+            acc = 0.0
+            for m in range(N):
+                acc += Xt[m, i] * p[m] * Xt[m, k]
+            J[i, k] = -b[i] * acc * v[k] + bgi * r2[k]
+        J[i, i] += delta[i]
+    return J
 
 
 @njit(cache=True, error_model="numpy")
 def rhs1(t, z, args):
-    """``flow.xi_rhs`` for z = (y, xi[, omega]) as loops over one buffer (``rhs0``)."""
+    """``flow.xi_rhs`` for z = (y, xi[, omega])."""
     Xt, D, A = args
     N, d = Xt.shape
     n = z.shape[0]
@@ -137,42 +198,29 @@ def rhs1(t, z, args):
     a = D - 2.0
     c = 2.0 * D - 2.0
     gam = math.exp(t)
-    logphi, beta, log1pR = _scales(t, A)
-    phi = math.exp(logphi)
-    buf = np.empty(5 * d + 2 * N)
-    dp, dm, sp, sm, g = (buf[:d], buf[d:2 * d], buf[2 * d:3 * d], buf[3 * d:4 * d],
-                         buf[4 * d:5 * d])
-    p, av = buf[5 * d:5 * d + N], buf[5 * d + N:]
-    top = -math.inf
-    for i in range(d):
-        dp[i], dm[i], sp[i], sm[i] = offsets(phi * z[i], D)
-        top = max(top, dp[i], dm[i])
-    for k in range(N):
-        p[k] = z[d + k]
-    Z, xmin = _softmax_into(p)
-    Lam = math.log(Z / N) - xmin
-    M = c * top
-    St = _grad_into(Xt, p, dp, dm, g, M, c)
+    buf = np.empty(7 * d + 2 * N)
+    phi, beta, log1pR, M, St, Lam = _dual(t, z, Xt, D, A, buf)
+    dp, dm, sp, sm = buf[:d], buf[d:2 * d], buf[2 * d:3 * d], buf[3 * d:4 * d]
+    g, qp, qm, p = buf[4 * d:5 * d], buf[5 * d:6 * d], buf[6 * d:7 * d], buf[7 * d:7 * d + N]
+    av = buf[7 * d + N:]
     base = log1pR - math.log(D) - M - math.log(St)
     f = np.empty(n)
     for k in range(N):
         av[k] = 0.0
-    ly = 0.0  # lSy . (b g), for omega's row
+    ly = 0.0  # d log S~/dy . (b g), for omega's row
     for i in range(d):
-        qp = math.exp(c * dp[i] - M)
-        qm = math.exp(c * dm[i] - M)
-        qg = (qp + qm) * g[i]
+        qg = (qp[i] + qm[i]) * g[i]
         bg = (math.exp(base + a * dp[i]) + math.exp(base + a * dm[i])) * g[i]
         f[i] = bg - beta * z[i]
         for k in range(N):
             av[k] += Xt[k, i] * qg
         if timed:
-            ly += c * phi * (qp * sp[i] - qm * sm[i]) * g[i] * g[i] / St * bg
+            ly += c * phi * (qp[i] * sp[i] - qm[i] * sm[i]) * g[i] * g[i] / St * bg
     pav = 0.0
     for k in range(N):
         av[k] /= St
         pav += p[k] * av[k]
-    lx = 0.0  # lSx . xi'
+    lx = 0.0  # d log S~/dxi . xi'
     for k in range(N):
         f[d + k] = gam * (av[k] - pav + Lam)
         lx += 2.0 * p[k] * (1.0 - av[k]) * f[d + k]
@@ -181,26 +229,68 @@ def rhs1(t, z, args):
     return f
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def jac1(t, z, args):
+    """The dense Jacobian of ``rhs1`` (and of ``rhs2``) from ``flow.xi_jac_factors``:
+
+        J_yy  = diag(delta) - (b g) lSyᵀ,          J_yxi = -diag(b) Xtᵀ diag(p) + (b g) e1ᵀ,
+        J_xiy = Xt diag(h) - u lSyᵀ,               J_xixi = gamma~ (-(Xt diag(q) Xtᵀ / S~) diag(p) + a_v e1ᵀ - 1 pᵀ),
+
+    and J_omega,omega = -gamma~ e^{-omega} when z carries omega (its other entries left out,
+    as there)."""
     Xt, D, A = args
     N, d = Xt.shape
-    out = np.empty(6 * d + 4 * N)
-    _, St, gam, jww = _common_xi(t, z, Xt, D, A, out)
-    delta, b, bg, lSy, h, q = (out[:d], out[d:2 * d], out[2 * d:3 * d], out[3 * d:4 * d],
-                               out[4 * d:5 * d], out[5 * d:6 * d])
-    o = 6 * d
-    p, e1, u, av = out[o:o + N], out[o + N:o + 2 * N], out[o + 2 * N:o + 3 * N], out[o + 3 * N:]
-    B = np.empty((N, d))
+    n = z.shape[0]
+    a = D - 2.0
+    c = 2.0 * D - 2.0
+    gam = math.exp(t)
+    buf = np.empty(10 * d + 3 * N)
+    phi, beta, log1pR, M, St, _ = _dual(t, z, Xt, D, A, buf)
+    dp, dm, sp, sm = buf[:d], buf[d:2 * d], buf[2 * d:3 * d], buf[3 * d:4 * d]
+    g, qp, qm, p = buf[4 * d:5 * d], buf[5 * d:6 * d], buf[6 * d:7 * d], buf[7 * d:7 * d + N]
+    o = 7 * d + N
+    b, lSy, h = buf[o:o + d], buf[o + d:o + 2 * d], buf[o + 2 * d:o + 3 * d]
+    av, e1 = buf[o + 3 * d:o + 3 * d + N], buf[o + 3 * d + N:]
+    base = log1pR - math.log(D) - M - math.log(St)
+    for k in range(N):
+        av[k] = 0.0
+    J = np.zeros((n, n))
+    for i in range(d):
+        cfp = math.exp(base + a * dp[i])
+        cfm = math.exp(base + a * dm[i])
+        b[i] = cfp + cfm
+        dq = c * phi * (qp[i] * sp[i] - qm[i] * sm[i])
+        lSy[i] = dq * g[i] * g[i] / St
+        h[i] = gam * dq * g[i] / St
+        J[i, i] = a * phi * (cfp * sp[i] - cfm * sm[i]) * g[i] - beta
+        qg = (qp[i] + qm[i]) * g[i]
+        for k in range(N):
+            av[k] += Xt[k, i] * qg
+    for k in range(N):
+        av[k] /= St
+        e1[k] = p[k] - 2.0 * p[k] * (1.0 - av[k])
+    for i in range(d):
+        bg = b[i] * g[i]
+        for k in range(d):
+            J[i, k] -= bg * lSy[k]
+        for m in range(N):
+            J[i, d + m] = -b[i] * Xt[m, i] * p[m] + bg * e1[m]
     for m in range(N):
         for i in range(d):
-            B[m, i] = Xt[m, i] * q[i]
-    Jxx = xi_block(B @ Xt.T, St, p, av, e1, gam)
-    return dense_xi_jac(Xt, delta, b, p, bg, lSy, e1, h, u, Jxx, jww, z.shape[0])
+            J[d + m, i] = Xt[m, i] * h[i] - gam * av[m] * lSy[i]
+        for k in range(N):
+            G = 0.0  # (Xt diag(q) Xtᵀ)_mk
+            for i in range(d):
+                G += Xt[m, i] * (qp[i] + qm[i]) * Xt[k, i]
+            J[d + m, d + k] = gam * (-G / St * p[k] + av[m] * e1[k] - p[k])
+    if n > d + N:
+        J[n - 1, n - 1] = -gam * math.exp(-z[n - 1])
+    return J
 
 
 @njit(cache=True, error_model="numpy")
 def rhs2(t, z, args):
+    """``rhs1`` for z = (y, xi) with the xi rows from ``xi_rates`` (double-double)."""
     Xt, D, A = args
     N, d = Xt.shape
     f = rhs1(t, z, args)
