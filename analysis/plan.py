@@ -65,16 +65,16 @@ def cross_points(alpha, depth, grid):
     return {mu: a_D / mu for mu in grid.cross_mus if 1e-3 < a_D / mu <= top}
 
 
-def _spec(name, X, y, depth, alpha, stop, grid, save_at=None):
-    return RunSpec(dataset=name, X=X, y=y, depth=int(depth), alpha=float(alpha), stop=stop,
-                   points_per_decade=grid.points_per_decade,
-                   save_at=None if not save_at else tuple(sorted(save_at)))
-
-
-def plan(grid=FULL):
+def plan(grid=FULL, step="scipy"):
     """{purpose: [(meta, RunSpec), ...]} for every figure and claim (module docstring);
-    ``meta`` says what the run is for (e.g. {"rule": "linear_qmu"})."""
+    ``meta`` says what the run is for (e.g. {"rule": "linear_qmu"}); ``step``: integrate's."""
     out = {"fig3": [], "fig4": [], "fig5a": [], "fig5b": [], "theorems": []}
+
+    def _spec(name, X, y, depth, alpha, stop, grid, save_at=None):
+        return RunSpec(dataset=name, X=X, y=y, depth=int(depth), alpha=float(alpha), stop=stop,
+                       points_per_decade=grid.points_per_decade, step=step,
+                       save_at=None if not save_at else tuple(sorted(save_at)))
+
     for key, names, depth, alphas in (("fig3", grid.fig3_datasets, 2, grid.fig3_alphas),
                                       ("fig4", grid.fig4_datasets, 3, grid.fig4_alphas)):
         for name in names:

@@ -46,13 +46,14 @@ def _clean(o):
     return o
 
 
-def reproduce(out_dir, *, reuse=False, grid=FULL, workers=None, progress=True, log=print):
-    """Run (unless ``reuse``) and report the paper's figures and claims into ``out_dir``.
-    Returns the summary dict (also written as summary.json)."""
+def reproduce(out_dir, *, reuse=False, grid=FULL, workers=None, progress=True, log=print,
+              step="scipy"):
+    """Run (unless ``reuse``) and report the paper's figures and claims into ``out_dir``, the
+    runs on integrate's ``step``.  Returns the summary dict (also written as summary.json)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     runs_h5, sol_h5 = out / "runs.h5", out / "solutions.h5"
-    p = plan(grid)
+    p = plan(grid, step)
     timings = {}
     t0 = time.perf_counter()
     if reuse:

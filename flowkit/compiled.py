@@ -97,6 +97,7 @@ class CompiledRadau(OdeSolver):
         self._c = np.zeros(K.C_ALL, dtype=np.int64)
         self._L = np.zeros(K.L_SIZE)
         self._wk, self._wv = np.zeros((K.W_SIZE, 3, n)), np.zeros((K.V_SIZE, n))
+        self._wc = np.zeros((K.WC_SIZE, n), dtype=complex)
         self._tq, self._Yq, self._Fq, self._Lq = np.zeros(3), np.zeros((3, n)), np.zeros((3, n)), np.zeros(3)
         self._o = o = np.zeros(K.O_SIZE)
         self._y, self._f, self._J = y0, np.empty(n), np.empty((n, n))
@@ -191,8 +192,8 @@ class CompiledRadau(OdeSolver):
         self.saved, self.saved_log_t = np.empty((tg.size, self.n)), np.empty(tg.size)
         return self._k(self._y, self._f, self._J, self._Z, self._Q, self._y_old, self._LUr,
                        self._pr, self._er, self._LUc, self._pc, self._ec, self._floor, self._atol,
-                       self._s, self._c, self._o, self._L, self._wk, self._wv, self._tq, self._Yq,
-                       self._Fq, self._Lq, tg, self.saved, self.saved_log_t, self._args,
+                       self._s, self._c, self._o, self._L, self._wk, self._wv, self._wc, self._tq,
+                       self._Yq, self._Fq, self._Lq, tg, self.saved, self.saved_log_t, self._args,
                        max_steps, budget)
 
     @property

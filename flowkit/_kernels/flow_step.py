@@ -233,8 +233,9 @@ def rhs1(t, z, args):
 def jac1(t, z, args):
     """The dense Jacobian of ``rhs1`` (and of ``rhs2``) from ``flow.xi_jac_factors``:
 
-        J_yy  = diag(delta) - (b g) lSyᵀ,          J_yxi = -diag(b) Xtᵀ diag(p) + (b g) e1ᵀ,
-        J_xiy = Xt diag(h) - u lSyᵀ,               J_xixi = gamma~ (-(Xt diag(q) Xtᵀ / S~) diag(p) + a_v e1ᵀ - 1 pᵀ),
+        J_yy  = diag(delta) - (b g) lSyᵀ,      J_yxi = -diag(b) Xtᵀ diag(p) + (b g) e1ᵀ,
+        J_xiy = Xt diag(h) - u lSyᵀ,           J_xixi = gamma~ (-(Xt diag(q) Xtᵀ / S~) diag(p)
+                                                                + a_v e1ᵀ - 1 pᵀ),
 
     and J_omega,omega = -gamma~ e^{-omega} when z carries omega (its other entries left out,
     as there)."""

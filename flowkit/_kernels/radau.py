@@ -318,8 +318,11 @@ L_SIZE = 13
 # work arrays: wk[W_*] of shape (3, n) and wv[V_*] of shape (n,)
 W_Z0, W_W, W_DW = range(3)
 W_SIZE = 3
-V_SCALE, V_YNEW, V_ZE, V_ERR, V_TMP = range(5)
-V_SIZE = 5
+V_SCALE, V_YNEW, V_ZE, V_ERR, V_TMP, V_FR, V_DR = range(7)
+V_SIZE = 7
+# and wc[WC_*] of shape (n,), complex: Newton's complex right-hand side and solution
+WC_FC, WC_DC = range(2)
+WC_SIZE = 2
 (PH_START, PH_ATTEMPT, PH_NEWTON, PH_STAGES, PH_JRETRY, PH_ERROR, PH_REEVAL, PH_DECIDE,
  PH_FNEW, PH_JNEW, PH_FINISH, PH_QUAD, PH_CHECKS, PH_INIT, PH_INITF, PH_INITJ) = range(16)
 
@@ -357,7 +360,7 @@ def _quad_points(s, o, y_old, Q, piece, pieces, tq, Yq):
 
 @njit(cache=True, error_model="numpy")
 def _machine(y, f, J, Z, Q, y_old, LUr, pr, er, LUc, pc, ec, floor, atol, s, c, o, L, wk, wv,
-             tq, Yq, Fq, Lq, tg, sv, svt, max_steps, budget):
+             wc, tq, Yq, Fq, Lq, tg, sv, svt, max_steps, budget):
     """Radau's steps from where c[C_PHASE] left off until a request (REQ_*: the points are
     in tq, Yq) or a status (RUNNING ... BUDGET).  scipy 1.17's ``Radau._step_impl`` and
     ``solve_collocation_system``, cut at their evaluations of fun and jac.  The ends are
@@ -369,6 +372,7 @@ def _machine(y, f, J, Z, Q, y_old, LUr, pr, er, LUc, pc, ec, floor, atol, s, c, 
     equil = o[O_EQUIL] != 0.0
     Z0, W, dW = wk[W_Z0], wk[W_W], wk[W_DW]
     scale, y_new, ZE, err, tmp = wv[V_SCALE], wv[V_YNEW], wv[V_ZE], wv[V_ERR], wv[V_TMP]
+    fr, dr, fc, dc = wv[V_FR], wv[V_DR], wc[WC_FC], wc[WC_DC]
     while True:
         ph = c[C_PHASE]
         if ph == PH_INIT:  # scipy's Radau.__init__: f and J at the start
@@ -452,10 +456,6 @@ def _machine(y, f, J, Z, Q, y_old, LUr, pr, er, LUc, pc, ec, floor, atol, s, c, 
             else:
                 mr = MU_REAL / h
                 mc = complex(MU_COMPLEX_RE, MU_COMPLEX_IM) / h
-                fr = np.empty(n)
-                fc = np.empty(n, dtype=np.complex128)
-                dr = np.empty(n)
-                dc = np.empty(n, dtype=np.complex128)
                 for i in range(n):
                     # F.T.dot(TI_REAL), F.T.dot(TI_COMPLEX): TI_REAL = TI[0], TI_COMPLEX = TI[1] + 1j TI[2]
                     fr[i] = (Fq[0, i] * TI[0, 0] + Fq[1, i] * TI[0, 1] + Fq[2, i] * TI[0, 2]) - mr * W[0, i]
@@ -650,7 +650,7 @@ def _machine(y, f, J, Z, Q, y_old, LUr, pr, er, LUc, pc, ec, floor, atol, s, c, 
 # -- the loop bound to a system's rhs / jac / logk (``specialise``) -------------------------
 
 def _drive(y, f, J, Z, Q, y_old, LUr, pr, er, LUc, pc, ec, floor, atol, s, c, o, L, wk, wv,
-           tq, Yq, Fq, Lq, tg, sv, svt, args, max_steps, budget):
+           wc, tq, Yq, Fq, Lq, tg, sv, svt, args, max_steps, budget):
     """``_machine`` answered with the system's functions at sigma = hi + (lo + t): up to
     ``max_steps`` accepted steps (the call's count restarts), or the set-up if
     c[C_PHASE] = PH_INIT.  Returns the machine's status."""
@@ -659,7 +659,7 @@ def _drive(y, f, J, Z, Q, y_old, LUr, pr, er, LUc, pc, ec, floor, atol, s, c, o,
     c[C_CALLSTEPS] = 0
     while True:
         r = _machine(y, f, J, Z, Q, y_old, LUr, pr, er, LUc, pc, ec, floor, atol, s, c, o, L, wk,
-                     wv, tq, Yq, Fq, Lq, tg, sv, svt, max_steps, budget)
+                     wv, wc, tq, Yq, Fq, Lq, tg, sv, svt, max_steps, budget)
         if r == REQ_F3 or r == REQ_F1:
             for a in range(3 if r == REQ_F3 else 1):
                 F = rhs(hi + (lo + tq[a]), Yq[a], args)  # noqa: F821 (bound by specialise)

@@ -114,9 +114,10 @@ def describe_stopping(stopping):
 
 
 def canonical_settings(*, depth, alpha, stopping, method="Radau", rtol=1e-10, atol=None,
-                       points_per_decade=20, save_at=None):
+                       points_per_decade=20, save_at=None, step="scipy"):
     """The settings of one ``flowkit.integrate`` call in canonical form (a plain dict,
-    JSON-ready), with integrate's defaults filled in.
+    JSON-ready), with integrate's defaults filled in.  ``step`` appears only when it is not
+    the default "scipy", so that the ids of runs on the default step stay what they were.
 
     Only types are normalised here; ranges are integrate's business (a run whose
     settings integrate rejects can still be stored as a failed run).
@@ -138,7 +139,9 @@ def canonical_settings(*, depth, alpha, stopping, method="Radau", rtol=1e-10, at
         save_at = [float(v) for v in pts] or None
     if not isinstance(method, str):
         raise ParameterError(f"method must be a string; got {method!r}")
-    return {
+    if not isinstance(step, str):
+        raise ParameterError(f"step must be a string; got {step!r}")
+    out = {
         "depth": _integer("depth", depth),
         "alpha": _real("alpha", alpha),
         "stopping": _canonical_stopping(stopping),
@@ -148,6 +151,9 @@ def canonical_settings(*, depth, alpha, stopping, method="Radau", rtol=1e-10, at
         "points_per_decade": _integer("points_per_decade", points_per_decade),
         "save_at": save_at,
     }
+    if step != "scipy":
+        out["step"] = step
+    return out
 
 
 def integrate_kwargs(settings):
@@ -177,7 +183,7 @@ def run_id(X, y, *, flowkit_version=None, **settings):
 
     ``settings``: depth, alpha, stopping (``{"gamma": 1e6}``, ``{"mu": 0.5}``,
     ``{"loss": "1e-8700"}`` or ``"gamma=1e6"``), and optionally method, rtol, atol,
-    points_per_decade, save_at (integrate's defaults otherwise).
+    points_per_decade, save_at, step (integrate's defaults otherwise).
     """
     return _run_id(data_sha256(X, y), canonical_settings(**settings),
                    __version__ if flowkit_version is None else flowkit_version)

@@ -184,6 +184,8 @@ def _check_describes(traj, X, y, s):
             f"data are {N} x {d}")
     if traj.depth != s["depth"] or traj.alpha != s["alpha"]:
         bad(f"depth/alpha {traj.depth}/{traj.alpha!r} vs settings {s['depth']}/{s['alpha']!r}")
+    if traj.stats.get("step", "scipy") != s.get("step", "scipy"):
+        bad(f"step {traj.stats.get('step', 'scipy')!r} vs settings {s.get('step', 'scipy')!r}")
     if traj.stats.get("method") != s["method"] or traj.stats.get("rtol") != s["rtol"]:
         bad(f"method/rtol {traj.stats.get('method')}/{traj.stats.get('rtol')!r} vs settings "
             f"{s['method']}/{s['rtol']!r}")

@@ -19,6 +19,7 @@
     method = "Radau"
     rtol = 1e-10
     points_per_decade = 20
+    step = "scipy"           # or "compiled" (flowkit.CompiledRadau; method "Radau")
 
 Relative paths resolve against the config file's directory.  Every mistake raises
 ``ConfigError`` naming the key and its line in the file.
@@ -36,6 +37,7 @@ import numpy as np
 from .. import datasets
 from ..exceptions import FlowkitError
 from ..flow import METHODS
+from ..system import STEPS
 
 __all__ = ["ConfigError", "RunSpec", "load_config", "parse_config"]
 
@@ -60,18 +62,19 @@ class RunSpec:
     rtol: float = 1e-10
     points_per_decade: int = 20
     save_at: tuple | None = None  # extra exact save points (γ̃), e.g. the paper's cross-lines
+    step: str = "scipy"  # integrate(step=): "compiled" for flowkit.CompiledRadau
 
     @property
     def settings(self):
         return dict(depth=self.depth, alpha=self.alpha, stopping=self.stop, method=self.method,
                     rtol=self.rtol, atol=None, points_per_decade=self.points_per_decade,
-                    save_at=None if self.save_at is None else list(self.save_at))
+                    save_at=None if self.save_at is None else list(self.save_at), step=self.step)
 
 
 _TOP = {"sweep", "stop", "solver"}
 _SWEEP = {"datasets", "depths", "alphas"}
 _STOP = {"gamma", "mu", "loss", "excess_l1", "gamma_max"}
-_SOLVER = {"method", "rtol", "points_per_decade"}
+_SOLVER = {"method", "rtol", "points_per_decade", "step"}
 
 
 def _line(text, key, table=None):
@@ -213,9 +216,13 @@ def parse_config(text, source="<config>", base=None):
     ppd = solver.get("points_per_decade", 20)
     if isinstance(ppd, bool) or not isinstance(ppd, int) or not 1 <= ppd <= 1000:
         r.fail("solver.points_per_decade", f"an integer in [1, 1000]; got {ppd!r}", "solver")
+    step = solver.get("step", "scipy")
+    if step not in STEPS or (step == "compiled" and method != "Radau"):
+        r.fail("solver.step", f"one of {sorted(STEPS)} ('compiled' with method = \"Radau\"); "
+               f"got {step!r}", "solver")
 
     return [RunSpec(dataset=name, X=X, y=y, depth=D, alpha=a, stop=rule, method=method,
-                    rtol=rtol, points_per_decade=ppd)
+                    rtol=rtol, points_per_decade=ppd, step=step)
             for name, X, y in data for D in depths for a in alphas for rule in rules]
 
 

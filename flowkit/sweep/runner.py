@@ -44,7 +44,8 @@ def execute(spec):
     Only flowkit's own errors count as a failed *result* (deterministic: stored so that
     the run is not attempted again); anything else propagates to the caller.
     """
-    solver = dict(rtol=spec.rtol, method=spec.method, points_per_decade=spec.points_per_decade)
+    solver = dict(rtol=spec.rtol, method=spec.method, points_per_decade=spec.points_per_decade,
+                  step=spec.step)
     try:
         if "excess_l1" in spec.stop:
             traj = until_excess_l1(spec.X, spec.y, depth=spec.depth, alpha=spec.alpha,
