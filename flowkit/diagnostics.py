@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._kernels.flow import softplus
+from ._kernels.fields import softplus_each
 from .exceptions import FlowkitError, ParameterError
 from .problem import positive_float
 
@@ -47,7 +47,7 @@ def invariants(problem, gamma, delta, margin, gamma_state, log_time):
     bounds = np.maximum(margin - gamma, gamma - margin - logN) / scale
     inc = np.diff(margin)
     log_c = math.log(2.0 * D * D * problem.gamma2 ** 2) + (2.0 * D - 2.0) / D * problem.log_alpha_D
-    lemma3 = gamma - np.array([softplus(log_c + lt) for lt in log_time])
+    lemma3 = gamma - softplus_each(log_c + np.ascontiguousarray(log_time, dtype=float))
     return {
         "conservation": conservation,
         "gamma_consistency": float(np.max(rel)),

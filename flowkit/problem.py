@@ -6,15 +6,14 @@ input is detected here, before any integration starts.
 """
 from __future__ import annotations
 
-import hashlib
 import math
 import numbers
-from collections import OrderedDict
 from dataclasses import dataclass, field
 
 import numpy as np
 from scipy.optimize import linprog, nnls
 
+from ._memo import ArrayMemo
 from .exceptions import DataError, NotSeparableError, NumericalRangeError, ParameterError
 
 __all__ = ["Problem", "validate_data", "separable_tilde", "positive_float", "separability_margin", "l2_max_margin_direction"]
@@ -55,26 +54,14 @@ def validate_data(X, y):
     return X, y
 
 
-# Per-dataset facts of ``Problem.build`` (the separability check, an LP or a QR, and the ℓ2
-# margin, a QP): a sweep over alpha and depth on one dataset needs them once, not per run
-# (they were ~0.8 ms of a 13 ms compiled-step run on fig4a).  Keyed by the bytes of Xt.
-_FACTS = OrderedDict()
-_FACTS_SIZE = 64
+# Per-dataset facts of ``Problem.build`` (flowkit._memo)
+_FACTS = ArrayMemo()
 
 
 def _dataset_facts(X, y):
     """(Xt, gamma2) for validated (X, y): ``separable_tilde`` and the ℓ2 margin, cached."""
     Xt = np.ascontiguousarray(y[:, None] * X)
-    key = (Xt.shape, hashlib.sha1(Xt.tobytes()).digest())
-    if key in _FACTS:
-        _FACTS.move_to_end(key)
-        return Xt, _FACTS[key]
-    Xt = separable_tilde(X, y)
-    gamma2 = l2_max_margin_direction(Xt)[1]
-    _FACTS[key] = gamma2
-    if len(_FACTS) > _FACTS_SIZE:
-        _FACTS.popitem(last=False)
-    return Xt, gamma2
+    return Xt, _FACTS.get(Xt, lambda _: l2_max_margin_direction(separable_tilde(X, y))[1])
 
 
 def separable_tilde(X, y):

@@ -28,6 +28,7 @@ from functools import partial
 import numpy as np
 from scipy.integrate import DOP853, LSODA, RK23, RK45
 
+from ._memo import ArrayMemo
 from .bdf import OperatorBDF
 from .compiled import CompiledRadau
 from .driver import Driver
@@ -86,7 +87,7 @@ class System:
                                  f"that has compiled kernels; got step={step!r}, method={method!r}")
         self.step = step
         self._args = (problem.Xt, float(problem.depth), problem.log_alpha_D)
-        self._distinct = _distinct_samples(problem.Xt)
+        self._distinct = _DISTINCT.get(problem.Xt, _distinct_samples)
 
     def advance(self, sigma_from, z_from, sigma_to):
         """States at the increasing log-accuracies ``sigma_to`` from (sigma_from, z_from):
@@ -194,6 +195,9 @@ class System:
         self.atol_xi = np.concatenate(
             [arr[:d], np.full(self.problem.n_samples, max(self.rtol, XI_ATOL_MIN))])
         return arr
+
+
+_DISTINCT = ArrayMemo()  # shared between systems on the same data: read only
 
 
 def _distinct_samples(Xt):

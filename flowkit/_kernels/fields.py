@@ -10,7 +10,7 @@ import math
 import numpy as np
 from numba import njit
 
-from .flow import _amin, log_kappa_xi, softmax_margins, state_to_w
+from .flow import _amin, log_kappa_xi, softmax_margins, softplus, state_to_w
 
 
 @njit(cache=True)
@@ -37,3 +37,13 @@ def fields(gamma, states, Xt, D, A):
         # omega = log(t kappa) - gamma~
         log_time[k] = states[k, d] + gamma[k] - log_kappa_xi(sigma, y, states[k, d + 1:], Xt, D, A)
     return w, delta, margin, gamma_state, log_time
+
+
+@njit(cache=True)
+def softplus_each(x):
+    """``flow.softplus`` of every entry (the Lemma-3 slack of diagnostics.invariants: one
+    call instead of one per saved point)."""
+    out = np.empty(x.shape[0])
+    for k in range(x.shape[0]):
+        out[k] = softplus(x[k])
+    return out

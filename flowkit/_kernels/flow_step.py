@@ -126,8 +126,10 @@ def rhs0(t, z, args):
     dp, dm, g = buf[:d], buf[d:2 * d], buf[4 * d:5 * d]
     base = log1pR - math.log(D) - M - math.log(St)
     f = np.empty(d)
+    e = math.exp(base)  # D = 2: e^{a delta±} = 1, one exp for all features
     for i in range(d):
-        f[i] = (math.exp(base + a * dp[i]) + math.exp(base + a * dm[i])) * g[i] - beta * z[i]
+        b = e + e if a == 0.0 else math.exp(base + a * dp[i]) + math.exp(base + a * dm[i])
+        f[i] = b * g[i] - beta * z[i]
     return f
 
 
@@ -205,12 +207,13 @@ def rhs1(t, z, args):
     av = buf[7 * d + N:]
     base = log1pR - math.log(D) - M - math.log(St)
     f = np.empty(n)
+    e = math.exp(base)  # as in rhs0
     for k in range(N):
         av[k] = 0.0
     ly = 0.0  # d log S~/dy . (b g), for omega's row
     for i in range(d):
         qg = (qp[i] + qm[i]) * g[i]
-        bg = (math.exp(base + a * dp[i]) + math.exp(base + a * dm[i])) * g[i]
+        bg = (e + e if a == 0.0 else math.exp(base + a * dp[i]) + math.exp(base + a * dm[i])) * g[i]
         f[i] = bg - beta * z[i]
         for k in range(N):
             av[k] += Xt[k, i] * qg
