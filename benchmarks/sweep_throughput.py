@@ -4,9 +4,10 @@
 Baseline, same process: the same runs integrated one after another in this process
 (a sample of them, scaled up), i.e. what the sweep would cost without workers or store.
 The sweep itself runs through ``flowkit sweep``'s code path (run_sweep, local workers,
-HDF5 store with journal and commits).  Writes sweep_throughput.md and .png/.pdf.
+HDF5 store with journal and commits).  Writes sweep_throughput.md and .png/.pdf
+(``--step compiled``: the runs on flowkit.CompiledRadau, sweep_throughput_compiled.*).
 
-    python benchmarks/sweep_throughput.py [--workers N]
+    python benchmarks/sweep_throughput.py [--workers N] [--step scipy|compiled]
 """
 import argparse
 import os
@@ -40,17 +41,20 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--workers", type=int, default=os.cpu_count())
     ap.add_argument("--sample", type=int, default=20, help="runs timed serially for the baseline")
+    ap.add_argument("--step", choices=("scipy", "compiled"), default="scipy")
     args = ap.parse_args()
-    specs = parse_config(CONFIG)
+    specs = parse_config(CONFIG + f'\n[solver]\nstep = "{args.step}"\n')
     assert len(specs) == 200
+    name = "sweep_throughput" + ("" if args.step == "scipy" else "_compiled")
 
     # baseline: serial in-process integration of an evenly spaced sample
     X, y = flowkit.datasets.load("fig4a")
-    flowkit.integrate(X, y, depth=2, alpha=1.0, gamma=10.0)  # compile/load kernels first
+    for D in (2, 3):  # compile/load kernels first (the compiled step: every mode)
+        flowkit.integrate(X, y, depth=D, alpha=1.0, gamma=1e6, step=args.step)
     sample = specs[:: len(specs) // args.sample]
     t0 = time.perf_counter()
     for s in sample:
-        flowkit.integrate(s.X, s.y, depth=s.depth, alpha=s.alpha, **s.stop)
+        flowkit.integrate(s.X, s.y, depth=s.depth, alpha=s.alpha, step=args.step, **s.stop)
     serial_per_run = (time.perf_counter() - t0) / len(sample)
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -65,6 +69,7 @@ def main():
 
     rows = [
         ("runs", 200),
+        ("step", args.step),
         ("workers", args.workers),
         ("sweep wall time (s)", f"{rep.seconds:.1f}"),
         ("serial baseline, same process (s, from a sample of %d)" % len(sample), f"{200 * serial_per_run:.1f}"),
@@ -75,7 +80,7 @@ def main():
     machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
     md = ["# Sweep throughput", "", f"Machine: {machine}.", "", "| quantity | value |", "|---|---|"]
     md += [f"| {k} | {v} |" for k, v in rows]
-    (HERE / "sweep_throughput.md").write_text("\n".join(md) + "\n")
+    (HERE / f"{name}.md").write_text("\n".join(md) + "\n")
     print("\n".join(md))
 
     fig, ax = plt.subplots(figsize=(5, 3.5))
@@ -83,11 +88,11 @@ def main():
     ax.plot([0, 200 * serial_per_run], [0, 200], color="#D55E00", ls="--", label="serial baseline")
     ax.set_xlabel("wall time since first stored run (s)")
     ax.set_ylabel("runs stored")
-    ax.set_title("200-run sweep, fig4a, $\\tilde\\gamma = 10^6$")
+    ax.set_title(f"200-run sweep, fig4a, $\\tilde\\gamma = 10^6$, {args.step} step")
     ax.legend()
     fig.tight_layout()
     for ext in ("png", "pdf"):
-        fig.savefig(HERE / f"sweep_throughput.{ext}")
+        fig.savefig(HERE / f"{name}.{ext}")
 
 
 if __name__ == "__main__":
