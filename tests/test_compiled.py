@@ -218,3 +218,59 @@ def test_resume_after_the_end_point_shortcut():
     assert b.status == "finished" and b.t == 2.0
     assert (b.nfev, b.njev, b.nlu) == (a.nfev, a.njev, a.nlu)
     np.testing.assert_allclose(b.y, a.y, rtol=1e-9, atol=1e-14)
+
+
+def test_lapack_lu_is_scipys_bit_for_bit():
+    """From LAPACK_FROM unknowns the Newton matrices go to LAPACK's getrf: scipy's factors
+    and pivots exactly (real and complex, with and without the row equilibration)."""
+    from scipy.linalg import lu_factor, lu_solve
+    rng = np.random.default_rng(7)
+    for n in (K.LAPACK_FROM, 17, 40):
+        for dtype in (float, complex):
+            A = rng.standard_normal((n, n)) * np.logspace(-8, 8, n)[:, None]
+            if dtype is complex:
+                A = A + 1j * rng.standard_normal((n, n))
+            for equil in (False, True):
+                B, piv, r = A.copy(), np.empty(n, dtype=np.int64), np.empty(n)
+                K._lu(B, piv, r, equil)
+                scaled = A * r[:, None]
+                assert np.all(r == (2.0 ** -np.frexp(np.max(np.abs(A), axis=1))[1] if equil else 1.0))
+                lu, p = lu_factor(scaled)
+                assert np.array_equal(B, lu) and np.array_equal(piv, p)
+                b, x = rng.standard_normal(n).astype(dtype), np.empty(n, dtype=dtype)
+                K._solve(B, piv, r, b, x)
+                ref = lu_solve((lu, p), r * b)
+                np.testing.assert_allclose(x, ref, rtol=0, atol=1e-10 * np.max(np.abs(ref)))
+
+
+@njit
+def singular12(t, y):
+    return SR.MU_REAL * y
+
+
+@njit
+def singular12_jac(t, y):
+    return SR.MU_REAL * np.eye(y.shape[0])
+
+
+def test_exact_zero_pivot_in_lapack_shrinks_the_step_as_scipy_does():
+    import warnings
+    kw = dict(first_step=1.0, rtol=1e-6, atol=1e-9)
+    y0 = np.ones(K.LAPACK_FROM + 1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = solve_ivp(singular12, (0.0, 3.0), y0, method="Radau", jac=singular12_jac, **kw)
+    got = solve_ivp(singular12, (0.0, 3.0), y0, method=CompiledRadau, jac=singular12_jac, **kw)
+    assert got.success and ref.success
+    assert (got.t.size, got.nfev, got.njev, got.nlu) == (ref.t.size, ref.nfev, ref.njev, ref.nlu)
+    np.testing.assert_allclose(got.y[:, -1], ref.y[:, -1], rtol=1e-12)
+
+
+def test_engine_on_lapack_sized_matrices():
+    """6 x 8 planted data: 15 unknowns past XI_SWITCH, so the Newton matrices are LAPACK's."""
+    X, y = datasets.planted_sparse(6, 8, 2, seed=3)
+    ref = flowkit.integrate(X, y, depth=2, alpha=1.0, gamma=1e6, step="scipy", linalg="dense")
+    tr = flowkit.integrate(X, y, depth=2, alpha=1.0, gamma=1e6, step="compiled", linalg="dense")
+    assert X.shape[0] + X.shape[1] + 1 >= K.LAPACK_FROM
+    np.testing.assert_allclose(tr.w_hat, ref.w_hat, rtol=0, atol=1e-11)
+    assert abs(tr.stats["steps"] - ref.stats["steps"]) <= 0.01 * ref.stats["steps"]

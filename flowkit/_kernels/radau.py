@@ -7,9 +7,9 @@ one complex LU of mu I - J (mu = MU_REAL/h, MU_COMPLEX/h), the embedded error es
 with its second solve after a rejection, the predictive step-size controller
 (``_predict``) and the Jacobian-refresh rule (refresh after an accepted step that needed
 more than two iterations at a convergence rate above ``jac_theta``).  The numbers differ
-from scipy's only by rounding: the LU is an unblocked partial-pivoting elimination (the
-pivots LAPACK's getrf picks: first largest |re| + |im|), and sums run in loop order rather
-than BLAS order (tests/test_compiled.py).
+from scipy's only by rounding: sums run in loop order rather than BLAS order, and below
+LAPACK_FROM unknowns the LU is an unblocked elimination with getrf's pivots (from there on
+it is LAPACK's getrf itself, _kernels/lapack.py) (tests/test_compiled.py).
 
 What a call also does, so that it needs no Python between steps (flowkit.compiled):
 
@@ -44,6 +44,8 @@ import types
 
 import numpy as np
 from numba import njit
+
+from .lapack import getrf
 
 # scipy 1.17's Radau IIA constants (scipy/integrate/_ivp/radau.py), as literals: the
 # kernels freeze them at compile time, so they are written out where they are checked
@@ -94,6 +96,9 @@ _EPS = np.finfo(float).eps
 _GX = np.array([-math.sqrt(0.6), 0.0, math.sqrt(0.6)])
 _GW = np.array([5.0 / 9.0, 8.0 / 9.0, 5.0 / 9.0])
 _TIME_PIECE = 0.1
+# from this size on the Newton matrices are factored by LAPACK (_kernels/lapack.py): the
+# call costs ~1 us, the loops' n³ work overtakes it at ~12 (complex, measured)
+LAPACK_FROM = 12
 
 
 @njit(cache=True, error_model="numpy")
@@ -108,7 +113,9 @@ def _norm(x):
 @njit(cache=True, error_model="numpy")
 def _lu(A, piv, r, equil):
     """A = diag(r)⁻¹ P L U in place (unit L below, U on and above the diagonal), r the
-    powers of two of ``linalg.EquilibratedLU`` if ``equil`` else 1; pivots as getrf."""
+    powers of two of ``linalg.EquilibratedLU`` if ``equil`` else 1: LAPACK's getrf from
+    LAPACK_FROM on (scipy's factors; _kernels/lapack.py), below it unblocked loops with
+    getrf's pivots (first largest |re| + |im|)."""
     n = A.shape[0]
     for i in range(n):
         r[i] = 1.0
@@ -122,6 +129,9 @@ def _lu(A, piv, r, equil):
                 r[i] = math.ldexp(1.0, -math.frexp(top)[1])
                 for j in range(n):
                     A[i, j] *= r[i]
+    if n >= LAPACK_FROM:
+        getrf(A, piv)
+        return
     for k in range(n):
         p, big = k, abs(A[k, k].real) + abs(A[k, k].imag)
         for i in range(k + 1, n):
