@@ -59,31 +59,34 @@ def test_loop_right_hand_sides_equal_the_flow_evaluators_to_rounding():
 
 
 def _magnitudes(sigma, z, Xt, D, A):
-    """The size of every term that enters each Jacobian entry (absolute values throughout):
-    the scale that rounding in a different summation order is relative to (the entries
-    themselves cancel)."""
+    """The size of every term that enters each Jacobian entry (absolute values throughout,
+    d q~/dy as c phi (q+ s+ + q- s-), whose difference form cancels in the kernel regime):
+    the scale that rounding in a different order is relative to (the entries cancel)."""
     N, d = Xt.shape
     aX = np.abs(Xt)
+    _, _, sp, sm, phi, *_ = K._offsets_all(sigma, z[:d], D, A)
+    dp, dm, _ = K.state_to_w(sigma, z[:d], D, A)
     if z.size == d:
         delta, b, v, p, bg, r2, _ = K.jac_factors(sigma, z, Xt, D, A)
-        dp, dm, _ = K.state_to_w(sigma, z, D, A)
         g = Xt.T @ p
         qp, qm, M, St = K._weights(dp, dm, g, D)
         qg = np.abs((qp + qm) * g)
-        phi = math.exp(K._scales(sigma, A)[0])
-        _, _, sp, sm, *_ = K._offsets_all(sigma, z, D, A)
-        dq = np.abs(2 * D - 2) * phi * (qp * sp + qm * sm)
+        dq = (2 * D - 2) * phi * (qp * sp + qm * sm)
         Cabs = aX.T @ (p * (aX @ qg)) + np.abs(g) * St
         r2abs = np.abs(g * v) + (dq * g * g + 2 * np.abs(v) * Cabs) / St
         return (np.abs(b)[:, None] * (aX.T @ (p[:, None] * aX)) * np.abs(v)[None, :]
                 + np.abs(bg)[:, None] * r2abs[None, :] + np.diag(np.abs(delta)))
     delta, b, p, bg, lSy, e1, h, u, q, av, St, gam, jww = K.xi_jac_factors(sigma, z, Xt, D, A)
+    g = Xt.T @ p
+    qp, qm, _, _ = K._weights(dp, dm, g, D)
+    dq = (2 * D - 2) * phi * (qp * sp + qm * sm)
+    lSy, h = dq * g * g / St, gam * dq * np.abs(g) / St
     n = z.size
     out = np.zeros((n, n))
     e1abs = p + 2 * p * np.abs(1 - av)
-    out[:d, :d] = np.diag(np.abs(delta)) + np.abs(bg)[:, None] * np.abs(lSy)[None, :]
+    out[:d, :d] = np.diag(np.abs(delta)) + np.abs(bg)[:, None] * lSy[None, :]
     out[:d, d:d + N] = np.abs(b)[:, None] * aX.T * p[None, :] + np.abs(bg)[:, None] * e1abs[None, :]
-    out[d:d + N, :d] = aX * np.abs(h)[None, :] + np.abs(u)[:, None] * np.abs(lSy)[None, :]
+    out[d:d + N, :d] = aX * h[None, :] + np.abs(u)[:, None] * lSy[None, :]
     out[d:d + N, d:d + N] = gam * ((aX * q) @ aX.T / St * p[None, :] + np.abs(av)[:, None] * e1abs[None, :] + p[None, :])
     if n > d + N:
         out[-1, -1] = abs(jww)
@@ -128,3 +131,19 @@ def test_loop_jacobians_equal_the_flow_factors_to_rounding():
     assert checked > 500
     assert worst < 1e-13, worst
     assert fd < 1e-7, fd
+
+
+def test_fused_offsets_are_flows_to_rounding():
+    """One exponential per feature: bit for bit where |a psi| >= 1/2, to a few ulps below."""
+    from flowkit._kernels.flow_step import _offsets_fused
+    rng = np.random.default_rng(4)
+    for D in (2.0, 3.0, 4.0, 7.0, 10.0):
+        psis = np.concatenate([rng.standard_normal(3000) * 10 ** rng.uniform(-14, 3, 3000),
+                               [0.0, -0.0, 1e-300, 0.5 / max(D - 2, 1), -0.5 / max(D - 2, 1), 800.0, -800.0]])
+        for psi in psis:
+            ref, got = K.offsets(psi, D), _offsets_fused(psi, D)
+            if abs((D - 2) * psi) >= 0.5 or D == 2:
+                assert got == ref
+            else:
+                for u, v in zip(got, ref):
+                    assert abs(u - v) <= 1e-15 * abs(v)

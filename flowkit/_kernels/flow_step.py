@@ -19,8 +19,29 @@ import math
 import numpy as np
 from numba import njit
 
-from .flow import _scales, offsets
+from .flow import LOG2, _scales
 from .xi_rates import xi_rates
+
+
+@njit(cache=True, error_model="numpy")
+def _offsets_fused(psi, D):
+    """``flow.offsets`` from one exponential: with x = a psi, delta± = f(±x)/a and
+    d delta±/d psi = sigmoid(±x) share e^{-|x|} (|x| >= 1/2: the same operations as
+    offsets, bit for bit) or expm1(x) (|x| < 1/2, where f(x) ~ x/2 needs it: rounding
+    apart), instead of four exponentials and two logarithms (D > 2)."""
+    a = D - 2.0
+    if a == 0.0:
+        return 0.5 * psi, -0.5 * psi, 0.5, 0.5
+    x = a * psi
+    if abs(x) < 0.5:
+        em = math.expm1(x)
+        return (math.log1p(0.5 * em) / a, math.log1p(-0.5 * em / (1.0 + em)) / a,
+                (1.0 + em) / (2.0 + em), 1.0 / (2.0 + em))
+    u = math.exp(-abs(x))
+    lo = math.log1p(u)
+    if x > 0.0:
+        return (x + lo - LOG2) / a, (lo - LOG2) / a, 1.0 / (1.0 + u), u / (1.0 + u)
+    return (lo - LOG2) / a, (-x + lo - LOG2) / a, u / (1.0 + u), 1.0 / (1.0 + u)
 
 
 @njit(cache=True, error_model="numpy")
@@ -31,7 +52,7 @@ def _offsets_into(t, y, D, A, dp, dm, sp, sm):
     phi = math.exp(logphi)
     top = -math.inf
     for i in range(dp.shape[0]):
-        dp[i], dm[i], sp[i], sm[i] = offsets(phi * y[i], D)
+        dp[i], dm[i], sp[i], sm[i] = _offsets_fused(phi * y[i], D)
         top = max(top, dp[i], dm[i])
     return phi, logphi, beta, log1pR, top
 
