@@ -156,17 +156,33 @@ class Driver:
             # the save points a compiled solver passed through (``_steps_compiled``): their
             # own states, then on from where the solver is, which may lie past the last one
             live_log_t = self._log_t
-            for j, (sig, zz, log_t, batch_mode) in enumerate(self._batch):
-                if j == len(self._batch) - 1 and sig == sigma:
-                    # where the solver stands: saved from its state now, in the state
-                    # variables of a switch there if one followed, as without a batch
-                    self._log_t = live_log_t
-                    self._save(states, k, sigma, z, mode)
-                else:
-                    self._log_t = log_t
-                    self._save(states, k, sig, zz, batch_mode)
+            batch = self._batch
+            # where the solver stands: saved from its state now, in the state variables of
+            # a switch there if one followed, as without a batch
+            here = batch[-1][0] == sigma
+            self._save_rows(states, k, batch[:-1] if here else batch)
+            k += len(batch) - here
+            if here:
+                self._log_t = live_log_t
+                self._save(states, k, sigma, z, mode)
                 k += 1
             self._log_t = live_log_t
+
+    def _save_rows(self, states, k, batch):
+        """``_save`` of a batch's (sigma, state, log t, mode) entries, all of one mode, as
+        states[k:]: in one call where the system has one (``System._saved_rows``)."""
+        if not batch:
+            return
+        sig = np.array([b[0] for b in batch])
+        Z = np.array([b[1] for b in batch])
+        log_t = np.array([b[2] for b in batch])
+        rows = self.system._saved_rows(batch[0][3], sig, Z, log_t)
+        if rows is not None:
+            states[k:k + len(batch)] = rows
+            return
+        for j, (s, zz, lt, m) in enumerate(batch):
+            self._log_t = lt
+            self._save(states, k + j, s, zz, m)
 
     def _save(self, states, k, sigma, z, mode):
         """The saved layout (y, omega, xi) of the solver's state z at sigma, as states[k]."""

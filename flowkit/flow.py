@@ -72,6 +72,7 @@ import numpy as np
 
 from ._kernels import flow as K
 from ._kernels import initial as I
+from ._kernels.fields import saved_rows0
 from ._kernels.radau import specialise
 from .bdf import OperatorBDF
 from .clock import PlateauClock
@@ -152,6 +153,17 @@ class Flow(System):
     def _offsets(self, sigma, y):
         """xi = m(y) - gamma~ from y alone (exact enough while eps gamma~ << 1)."""
         return K.margin_offsets(sigma, y, *self._args)
+
+    def _saved_rows(self, mode, sigma, Z, log_t):
+        """Mode 0 in one kernel call (``_kernels.fields.saved_rows0``: the same kernels as
+        one ``Driver._save`` each), mode 1 by slicing; mode 2 (omega from its asymptotic
+        form, offsets of distinct samples) one by one."""
+        d, N = self.problem.n_features, self.problem.n_samples
+        if mode == 0:
+            return saved_rows0(sigma, np.ascontiguousarray(Z), log_t, *self._args)
+        if mode == 1:
+            return np.concatenate([Z[:, :d], Z[:, d + N:d + N + 1], Z[:, d:d + N]], axis=1)
+        return None
 
     def _omega_asymptotic(self, sigma, y, xi):
         slope = K.dlogkappa_xi(sigma, y, xi, *self._args) / math.exp(sigma)

@@ -111,6 +111,11 @@ class System:
     def _import(self, sigma, y):
         return y
 
+    def _saved_rows(self, mode, sigma, Z, log_t):
+        """The saved layout (y, omega, xi) of many solver states of ``mode`` at once
+        (``Driver._save_rows``), or None: then each is saved on its own."""
+        return None
+
     def _export(self, sigma, y):
         return y
 

@@ -274,3 +274,15 @@ def test_engine_on_lapack_sized_matrices():
     assert X.shape[0] + X.shape[1] + 1 >= K.LAPACK_FROM
     np.testing.assert_allclose(tr.w_hat, ref.w_hat, rtol=0, atol=1e-11)
     assert abs(tr.stats["steps"] - ref.stats["steps"]) <= 0.01 * ref.stats["steps"]
+
+
+def test_saved_rows_in_one_call_equal_one_by_one(monkeypatch):
+    """The batch of save points a compiled run passes is saved in one kernel call (mode 0)
+    or by slicing (mode 1): bit for bit what saving each one on its own gives."""
+    X, y = datasets.load("kink")
+    runs = [flowkit.integrate(X, y, depth=D, alpha=a, gamma=1e7, step="compiled")
+            for D, a in ((2, 0.1), (3, 100.0))]
+    monkeypatch.setattr(flowkit.flow.Flow, "_saved_rows", lambda self, *a: None)
+    for (D, a), tr in zip(((2, 0.1), (3, 100.0)), runs):
+        one = flowkit.integrate(X, y, depth=D, alpha=a, gamma=1e7, step="compiled")
+        assert np.array_equal(tr.state, one.state) and len(tr) > 100

@@ -10,7 +10,8 @@ import math
 import numpy as np
 from numba import njit
 
-from .flow import _amin, log_kappa_xi, softmax_margins, softplus, state_to_w
+from .flow import (_amin, log_kappa, log_kappa_xi, margin_offsets, softmax_margins, softplus,
+                   state_to_w)
 
 
 @njit(cache=True)
@@ -46,4 +47,23 @@ def softplus_each(x):
     out = np.empty(x.shape[0])
     for k in range(x.shape[0]):
         out[k] = softplus(x[k])
+    return out
+
+
+@njit(cache=True)
+def saved_rows0(sigma, Y, log_t, Xt, D, A):
+    """The saved layout (y, omega, xi) of mode-0 solver states Y (rows y) at sigma with the
+    time quadrature's log t (driver.Driver._save with flow.Flow's maps: omega = log t +
+    log kappa - gamma~, xi = margin offsets), all rows in one call."""
+    N, d = Xt.shape
+    m = Y.shape[0]
+    out = np.empty((m, d + 1 + N))
+    for k in range(m):
+        y = Y[k, :d]
+        for i in range(d):
+            out[k, i] = y[i]
+        out[k, d] = log_t[k] + log_kappa(sigma[k], y, Xt, D, A) - math.exp(sigma[k])
+        xi = margin_offsets(sigma[k], y, Xt, D, A)
+        for j in range(N):
+            out[k, d + 1 + j] = xi[j]
     return out
