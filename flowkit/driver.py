@@ -305,6 +305,9 @@ class Driver:
         while solver.status == "running":
             message = solver.step()
             stats["steps"] += 1
+            if solver.status == "failed" and self._unresolved(solver, message):
+                reanchor = True
+                break
             if solver.status == "failed" or stats["steps"] > self.system.max_steps:
                 reason = message or f"more than {self.system.max_steps} steps"
                 raise IntegrationError(
@@ -342,6 +345,8 @@ class Driver:
                                 rate=RATE_ENTER, reanchor=REANCHOR if self._anchored else 0.0,
                                 targets=[self._clock_span(g, mode) for g in goals])
         stats["steps"] += solver.steps - before
+        if status == KR.TOO_SMALL and self._unresolved(solver, solver.TOO_SMALL_STEP):
+            status = KR.REANCHOR
         reached = solver.reached
         self._batch = [(goals[j], solver.saved[j].copy(), float(solver.saved_log_t[j]), mode)
                        for j in range(reached)]
@@ -358,6 +363,15 @@ class Driver:
                 f"(target {math.exp(final):.6g}): {reason}")
         self._stalled = status == KR.STALLED
         return self._ended(solver, target, stats, counts, status == KR.REANCHOR)
+
+    def _unresolved(self, solver, message):
+        """Whether a failed step is the anchored clock's resolution, not the flow's: steps
+        shrunk below s's float spacing by rejections alone, with no accepted step between
+        for the REANCHOR test to see (a sample landing on the support; ``duplicated`` 106,
+        D = 3, alpha = 1e6 at gamma~ = 5.5e27: from h = 0.01 at s = 0.008).  A new anchor at
+        the last accepted point gives them the spacing of s = 0; a run that fails at its
+        own anchor still fails."""
+        return self._anchored and message == solver.TOO_SMALL_STEP and solver.t != 0.0
 
     def _ended(self, solver, target, stats, counts, reanchor):
         """The end of a run of steps: counts to ``stats``, the step size and the point

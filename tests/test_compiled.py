@@ -286,3 +286,46 @@ def test_saved_rows_in_one_call_equal_one_by_one(monkeypatch):
     for (D, a), tr in zip(((2, 0.1), (3, 100.0)), runs):
         one = flowkit.integrate(X, y, depth=D, alpha=a, gamma=1e7, step="compiled")
         assert np.array_equal(tr.state, one.state) and len(tr) > 100
+
+
+@pytest.mark.parametrize("step", ["scipy", "compiled"])
+def test_unresolved_step_on_the_anchored_clock_reanchors(step, monkeypatch):
+    """A step that fails as "less than spacing" past an anchor's start (rejections alone,
+    no accepted step for the REANCHOR test) restarts from a new anchor at the last
+    accepted point, on both steps; at the anchor itself it still fails.  Injected once,
+    mid-run: the result is that of the undisturbed run to the tolerance."""
+    from flowkit.radau import ThetaRadau
+    X, y = datasets.load("kink")
+    kw = dict(depth=2, alpha=10.0, gamma=1e8, step=step)
+    ref = flowkit.integrate(X, y, **kw)
+    fired = []
+    if step == "compiled":
+        orig = CompiledRadau.advance
+
+        def advance(self, budget, **options):
+            if not fired and self._o[K.O_HI] > 3.0:
+                fired.append(self._step_impl())
+                self.status = "failed"
+                return K.TOO_SMALL
+            return orig(self, budget, **options)
+        monkeypatch.setattr(CompiledRadau, "advance", advance)
+    else:
+        orig = ThetaRadau._step_impl
+
+        def step_impl(self):
+            if not fired and self.n > X.shape[1] and self.t > 0.1:  # anchored (mode >= 1), past its start
+                fired.append(True)
+                return False, self.TOO_SMALL_STEP
+            return orig(self)
+        monkeypatch.setattr(ThetaRadau, "_step_impl", step_impl)
+    tr = flowkit.integrate(X, y, **kw)
+    assert fired
+    np.testing.assert_allclose(tr.w_hat, ref.w_hat, rtol=0, atol=1e-10)
+
+    from flowkit.driver import Driver
+    drv = Driver.__new__(Driver)
+    drv._anchored = True
+    at_anchor = CompiledRadau(robertson, 0.0, np.array([1.0, 0.0, 0.0]), 1.0, jac=robertson_jac)
+    assert not drv._unresolved(at_anchor, at_anchor.TOO_SMALL_STEP)
+    drv._anchored = False
+    assert not drv._unresolved(at_anchor, at_anchor.TOO_SMALL_STEP)
