@@ -24,12 +24,13 @@ t = flowkit.integrate(X, y, depth=3, alpha=1.0, gamma=1e6, points_per_decade=2)
 t.at([5.0, 2e5])
 heavy = sorted({{m.split('.')[0] for m in sys.modules}} & set({HEAVY!r}))
 import numba
-from flowkit._kernels import flow as K
+from flowkit._kernels import fields, flow, initial
 sigs = {{}}
-for name in dir(K):
-    f = getattr(K, name)
-    if isinstance(f, numba.core.registry.CPUDispatcher) and f.signatures:
-        sigs[name] = sorted({{str(tuple(numba.types.unliteral(a) for a in s)) for s in f.signatures}})
+for K in (flow, fields, initial):
+    for name in dir(K):
+        f = getattr(K, name)
+        if isinstance(f, numba.core.registry.CPUDispatcher) and f.signatures:
+            sigs[name] = sorted({{str(tuple(numba.types.unliteral(a) for a in s)) for s in f.signatures}})
 print(json.dumps(dict(bare=bare, heavy=heavy, solvers='flowkit.maxmargin' in sys.modules, sigs=sigs)))
 """
 
@@ -50,7 +51,9 @@ def test_import_and_run_load_no_heavy_dependency(probe):
 
 def test_one_specialisation_per_kernel(probe):
     sigs = probe["sigs"]
-    assert {"state_to_w", "softmax_margins", "log_kappa_xi"} <= set(sigs)
+    # called from Python on every run: the flow's evaluators, the Trajectory's fields, the
+    # initial state's root and the driver's maps
+    assert {"_common0", "_common_xi", "fields", "root", "log_kappa", "margin_offsets"} <= set(sigs)
     several = {name: s for name, s in sigs.items() if len(s) != 1}
     assert not several, f"kernels compiled for more than one argument-type signature: {several}"
 
