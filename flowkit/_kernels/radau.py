@@ -27,12 +27,14 @@ What a call also does, so that it needs no Python between steps (flowkit.compile
 
 The system's functions are ``rhs(t, z, args)``, ``jac(t, z, args)`` (dense n x n) and
 ``logk(t, y, args)`` (log kappa, for the quadrature), numba functions on one tuple ``args``
-of its data.  The step never calls them: ``_machine`` (compiled once, for every system)
-runs until it needs one and returns a request with the points; ``_drive``, the loop that
-answers, is the one function bound to a system's functions (``specialise``: a copy cached
-under its own name).  Measured on 2 AMD EPYC cores: the machine and its helpers compile in
-~12 s once per machine, each system's loop in ~3.7 s (the step bound into one function
-with them took 10-15 s per system), and then numba's cache loads them in ~0.05 s.
+of its data.  The step never calls them: ``_machine`` (compiled once, for every system, as
+a C function that every binding calls by name: ``_register_machine``) runs until it needs
+one and returns a request with the points; ``_drive``, the loop that answers, is the one
+function bound to a system's functions (``specialise``: a copy cached under its own name).
+Measured on 2 AMD EPYC cores: the machine and its helpers compile in ~13 s once per
+machine, each system's loop in ~1 s besides its own functions (3.5-5 s while it linked the
+machine's code; the step bound into one function with them took 10-15 s per system), and
+then numba's cache loads them in ~0.05 s.
 Function pointers instead (numba first-class functions) would need no binding, but
 unboxing one from Python costs 17-60 us per call.
 """
@@ -40,10 +42,11 @@ import glob
 import hashlib
 import math
 import os
-import types
+import types as pytypes
 
+import llvmlite.binding as llb
 import numpy as np
-from numba import njit
+from numba import carray, cfunc, njit, types
 
 from .lapack import getrf
 
@@ -657,6 +660,48 @@ def _machine(y, f, J, Z, Q, y_old, LUr, pr, er, LUc, pc, ec, floor, atol, s, c, 
             continue
 
 
+# -- the machine as one C function --------------------------------------------------------
+# A binding (``_drive``) that called ``_machine`` as a numba function would link the
+# machine's code into its own, and numba optimises and generates a binding's code whole:
+# ~3.5 s of every binding's compile (the flow has three, each test's user functions one)
+# went into the machine again.  As a C function it is compiled once (numba's cache), its
+# address registered with LLVM under a name (as _kernels/lapack.py does for LAPACK), and
+# every binding calls it by that name.
+_F, _I, _Z = types.CPointer(types.float64), types.CPointer(types.int64), types.CPointer(types.complex128)
+_MACHINE_POINTERS = (_F, _F, _F, _F, _F, _F, _F, _I, _F, _Z, _I, _F, _F, _F, _F, _I, _F, _F, _F, _F,
+                     _Z, _F, _F, _F, _F, _F, _F, _F)
+_MACHINE_SIG = types.int64(*_MACHINE_POINTERS, types.int64, types.int64, types.int64, types.int64)
+_MACHINE_SYMBOL = "flowkit_radau_machine"
+_MACHINE = types.ExternalFunction(_MACHINE_SYMBOL, types.int64(
+    *(len(_MACHINE_POINTERS) * [types.voidptr]), types.int64, types.int64, types.int64, types.int64))
+
+
+def _machine_c(y, f, J, Z, Q, y_old, LUr, pr, er, LUc, pc, ec, floor, atol, s, c, o, L, wk, wv,
+               wc, tq, Yq, Fq, Lq, tg, sv, svt, n, ntg, max_steps, budget):
+    """``_machine`` on raw pointers (the arrays' shapes from n and the number of targets)."""
+    return _machine(carray(y, (n,)), carray(f, (n,)), carray(J, (n, n)), carray(Z, (3, n)),
+                    carray(Q, (n, 3)), carray(y_old, (n,)), carray(LUr, (n, n)), carray(pr, (n,)),
+                    carray(er, (n,)), carray(LUc, (n, n)), carray(pc, (n,)), carray(ec, (n,)),
+                    carray(floor, (2, n)), carray(atol, (n,)), carray(s, (S_SIZE,)),
+                    carray(c, (C_ALL,)), carray(o, (O_SIZE,)), carray(L, (L_SIZE,)),
+                    carray(wk, (W_SIZE, 3, n)), carray(wv, (V_SIZE, n)), carray(wc, (WC_SIZE, n)),
+                    carray(tq, (3,)), carray(Yq, (3, n)), carray(Fq, (3, n)), carray(Lq, (3,)),
+                    carray(tg, (ntg,)), carray(sv, (ntg, n)), carray(svt, (ntg,)), max_steps, budget)
+
+
+_REGISTERED = []
+
+
+def _register_machine():
+    """Compile (or load from numba's cache) the machine as a C function and register its
+    address under _MACHINE_SYMBOL, once per process, before any binding is compiled or
+    loaded."""
+    if not _REGISTERED:
+        fn = cfunc(_MACHINE_SIG, cache=True, error_model="numpy")(_machine_c)
+        llb.add_symbol(_MACHINE_SYMBOL, fn.address)
+        _REGISTERED.append(fn)  # keeps the code alive
+
+
 # -- the loop bound to a system's rhs / jac / logk (``specialise``) -------------------------
 
 def _drive(y, f, J, Z, Q, y_old, LUr, pr, er, LUc, pc, ec, floor, atol, s, c, o, L, wk, wv,
@@ -668,8 +713,11 @@ def _drive(y, f, J, Z, Q, y_old, LUr, pr, er, LUc, pc, ec, floor, atol, s, c, o,
     hi, lo = o[O_HI], o[O_LO]
     c[C_CALLSTEPS] = 0
     while True:
-        r = _machine(y, f, J, Z, Q, y_old, LUr, pr, er, LUc, pc, ec, floor, atol, s, c, o, L, wk,
-                     wv, wc, tq, Yq, Fq, Lq, tg, sv, svt, max_steps, budget)
+        r = _MACHINE(y.ctypes, f.ctypes, J.ctypes, Z.ctypes, Q.ctypes, y_old.ctypes, LUr.ctypes,
+                     pr.ctypes, er.ctypes, LUc.ctypes, pc.ctypes, ec.ctypes, floor.ctypes, atol.ctypes,
+                     s.ctypes, c.ctypes, o.ctypes, L.ctypes, wk.ctypes, wv.ctypes, wc.ctypes, tq.ctypes,
+                     Yq.ctypes, Fq.ctypes, Lq.ctypes, tg.ctypes, sv.ctypes, svt.ctypes, n, tg.shape[0],
+                     max_steps, budget)
         if r == REQ_F3 or r == REQ_F1:
             for a in range(3 if r == REQ_F3 else 1):
                 F = rhs(hi + (lo + tq[a]), Yq[a], args)  # noqa: F821 (bound by specialise)
@@ -705,10 +753,11 @@ def specialise(name, rhs, jac, logk, cache=True):
     """``_drive`` bound to one system's numba ``rhs``, ``jac``, ``logk``: an njit function
     named ``_drive_<name>_<source hash>`` in numba's cache (``cache=False`` for functions
     that are not in importable modules, such as closures)."""
+    _register_machine()
     tag = f"{name}_{_source_tag()}" if cache else name
     g = dict(globals())
     g.update(rhs=rhs, jac=jac, logk=logk)
-    fn = types.FunctionType(_drive.__code__, g, f"_drive_{tag}", _drive.__defaults__)
+    fn = pytypes.FunctionType(_drive.__code__, g, f"_drive_{tag}", _drive.__defaults__)
     fn.__qualname__ = fn.__name__
     fn.__module__ = __name__
     fn.__doc__ = _drive.__doc__
