@@ -329,3 +329,18 @@ def test_unresolved_step_on_the_anchored_clock_reanchors(step, monkeypatch):
     assert not drv._unresolved(at_anchor, at_anchor.TOO_SMALL_STEP)
     drv._anchored = False
     assert not drv._unresolved(at_anchor, at_anchor.TOO_SMALL_STEP)
+
+
+def test_repeated_target_takes_no_step():
+    """A target equal to the one before it is reached without a step (OdeSolver.step's
+    shortcut): a step of length 0 divided by h = 0, and the machine, a C function, cannot
+    raise (numba printed "complex division by zero" and went on)."""
+    a = CompiledRadau(robertson, 0.0, np.array([1.0, 0.0, 0.0]), 1.0, jac=robertson_jac,
+                      rtol=1e-8, atol=1e-12)
+    status = a.advance(10_000, targets=[0.5, 0.5, 1.0, 1.0])
+    assert status == K.FINISHED and a.reached == 4
+    assert np.array_equal(a.saved[0], a.saved[1]) and np.array_equal(a.saved[2], a.saved[3])
+    b = CompiledRadau(robertson, 0.0, np.array([1.0, 0.0, 0.0]), 1.0, jac=robertson_jac,
+                      rtol=1e-8, atol=1e-12)
+    b.advance(10_000, targets=[0.5, 1.0])
+    assert np.array_equal(b.saved[1], a.saved[3]) and b.steps == a.steps

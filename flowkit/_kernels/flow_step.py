@@ -107,12 +107,19 @@ def _weights_into(Xt, p, dp, dm, M, c, g, qp, qm):
 
 
 @njit(cache=True, error_model="numpy")
+def _slots(buf, d, N):
+    """The shared part of a buffer: delta+, delta-, their psi-derivatives, g, q+, q- (d
+    each) and p (N), the layout of ``_primal`` and ``_dual``."""
+    return (buf[:d], buf[d:2 * d], buf[2 * d:3 * d], buf[3 * d:4 * d], buf[4 * d:5 * d],
+            buf[5 * d:6 * d], buf[6 * d:7 * d], buf[7 * d:7 * d + N])
+
+
+@njit(cache=True, error_model="numpy")
 def _primal(t, z, Xt, D, A, buf):
     """The shared part of mode 0: buf = [dp | dm | sp | sm | g | q+ | q- | p] (7 d + N);
     returns (phi, log phi, beta, log(1+R), M, S~)."""
     N, d = Xt.shape
-    dp, dm, sp, sm = buf[:d], buf[d:2 * d], buf[2 * d:3 * d], buf[3 * d:4 * d]
-    g, qp, qm, p = buf[4 * d:5 * d], buf[5 * d:6 * d], buf[6 * d:7 * d], buf[7 * d:7 * d + N]
+    dp, dm, sp, sm, g, qp, qm, p = _slots(buf, d, N)
     phi, logphi, beta, log1pR, top = _offsets_into(t, z, D, A, dp, dm, sp, sm)
     _margins_into(Xt, dp, dm, D, A, p)
     _softmax_into(p)
@@ -125,8 +132,7 @@ def _dual(t, z, Xt, D, A, buf):
     """The shared part past XI_SWITCH, p = softmax(-xi): buf as ``_primal``; returns
     (phi, beta, log(1+R), M, S~, Lambda)."""
     N, d = Xt.shape
-    dp, dm, sp, sm = buf[:d], buf[d:2 * d], buf[2 * d:3 * d], buf[3 * d:4 * d]
-    g, qp, qm, p = buf[4 * d:5 * d], buf[5 * d:6 * d], buf[6 * d:7 * d], buf[7 * d:7 * d + N]
+    dp, dm, sp, sm, g, qp, qm, p = _slots(buf, d, N)
     phi, _, beta, log1pR, top = _offsets_into(t, z, D, A, dp, dm, sp, sm)
     for k in range(N):
         p[k] = z[d + k]
@@ -174,8 +180,7 @@ def jac0(t, z, args):
     c = 2.0 * D - 2.0
     buf = np.empty(12 * d + 2 * N)
     phi, logphi, beta, log1pR, M, St = _primal(t, z, Xt, D, A, buf)
-    dp, dm, sp, sm = buf[:d], buf[d:2 * d], buf[2 * d:3 * d], buf[3 * d:4 * d]
-    g, qp, qm, p = buf[4 * d:5 * d], buf[5 * d:6 * d], buf[6 * d:7 * d], buf[7 * d:7 * d + N]
+    dp, dm, sp, sm, g, qp, qm, p = _slots(buf, d, N)
     o = 7 * d + N
     b, v, delta, r2, qg = (buf[o:o + d], buf[o + d:o + 2 * d], buf[o + 2 * d:o + 3 * d],
                            buf[o + 3 * d:o + 4 * d], buf[o + 4 * d:o + 5 * d])
@@ -223,8 +228,7 @@ def rhs1(t, z, args):
     gam = math.exp(t)
     buf = np.empty(7 * d + 2 * N)
     phi, beta, log1pR, M, St, Lam = _dual(t, z, Xt, D, A, buf)
-    dp, dm, sp, sm = buf[:d], buf[d:2 * d], buf[2 * d:3 * d], buf[3 * d:4 * d]
-    g, qp, qm, p = buf[4 * d:5 * d], buf[5 * d:6 * d], buf[6 * d:7 * d], buf[7 * d:7 * d + N]
+    dp, dm, sp, sm, g, qp, qm, p = _slots(buf, d, N)
     av = buf[7 * d + N:]
     base = log1pR - math.log(D) - M - math.log(St)
     f = np.empty(n)
@@ -271,8 +275,7 @@ def jac1(t, z, args):
     gam = math.exp(t)
     buf = np.empty(10 * d + 3 * N)
     phi, beta, log1pR, M, St, _ = _dual(t, z, Xt, D, A, buf)
-    dp, dm, sp, sm = buf[:d], buf[d:2 * d], buf[2 * d:3 * d], buf[3 * d:4 * d]
-    g, qp, qm, p = buf[4 * d:5 * d], buf[5 * d:6 * d], buf[6 * d:7 * d], buf[7 * d:7 * d + N]
+    dp, dm, sp, sm, g, qp, qm, p = _slots(buf, d, N)
     o = 7 * d + N
     b, lSy, h = buf[o:o + d], buf[o + d:o + 2 * d], buf[o + 2 * d:o + 3 * d]
     av, e1 = buf[o + 3 * d:o + 3 * d + N], buf[o + 3 * d + N:]

@@ -177,7 +177,11 @@ def _solve(A, piv, r, b, x):
         acc = x[i]
         for j in range(i + 1, n):
             acc -= A[i, j] * x[j]
-        x[i] = acc / A[i, i]
+        # a complex division by an exact zero raises in numba whatever the error model, and
+        # the machine, a C function, cannot raise: a zero pivot gives NaN, on which Newton
+        # fails and the step shrinks (scipy: inf/nan from getrs)
+        d = A[i, i]
+        x[i] = acc / d if d != 0 else acc * math.nan
 
 
 @njit(cache=True, error_model="numpy")
@@ -185,7 +189,7 @@ def _factor(J, h, LUr, pr, er, LUc, pc, ec, equil):
     """Both Newton matrices MU_REAL/h I - J and MU_COMPLEX/h I - J, factored."""
     n = J.shape[0]
     mr = MU_REAL / h
-    mc = complex(MU_COMPLEX_RE, MU_COMPLEX_IM) / h
+    mc = complex(MU_COMPLEX_RE / h, MU_COMPLEX_IM / h)
     for i in range(n):
         for j in range(n):
             LUr[i, j] = -J[i, j]
@@ -408,6 +412,12 @@ def _machine(y, f, J, Z, Q, y_old, LUr, pr, er, LUc, pc, ec, floor, atol, s, c, 
                 return RUNNING
             t = s[S_T]
             s[S_HPLAN] = s[S_H]
+            if direction * (s[S_TBOUND] - t) <= 0:
+                # already at the end (a target equal to the last one: OdeSolver.step's
+                # shortcut, no step; a step of length 0 would divide by h = 0)
+                c[C_FINISHED] = 1
+                c[C_PHASE] = PH_CHECKS
+                continue
             L[L_MINSTEP] = 10 * abs(np.nextafter(t, direction * np.inf) - t)
             h_abs = s[S_H]
             if h_abs > o[O_MAXSTEP]:
@@ -468,7 +478,7 @@ def _machine(y, f, J, Z, Q, y_old, LUr, pr, er, LUc, pc, ec, floor, atol, s, c, 
                 done = True
             else:
                 mr = MU_REAL / h
-                mc = complex(MU_COMPLEX_RE, MU_COMPLEX_IM) / h
+                mc = complex(MU_COMPLEX_RE / h, MU_COMPLEX_IM / h)
                 for i in range(n):
                     # F.T.dot(TI_REAL), F.T.dot(TI_COMPLEX): TI_REAL = TI[0], TI_COMPLEX = TI[1] + 1j TI[2]
                     fr[i] = (Fq[0, i] * TI[0, 0] + Fq[1, i] * TI[0, 1] + Fq[2, i] * TI[0, 2]) - mr * W[0, i]
