@@ -147,3 +147,49 @@ def test_fused_offsets_are_flows_to_rounding():
             else:
                 for u, v in zip(got, ref):
                     assert abs(u - v) <= 1e-15 * abs(v)
+
+
+@pytest.mark.parametrize("name", ["fig4a", "kink", "fig3d"])
+def test_initial_root_is_scipys_bisect(name):
+    """The compiled bisection takes scipy's iterates: the same float on the same function."""
+    X, y = flowkit.datasets.load(name)
+    rng = np.random.default_rng(1)
+    for D in (2, 3, 10):
+        for alpha in (1e-3, 1.0, 1e4):
+            Xs = X * 10 ** rng.uniform(-2, 2)
+            P = Problem.build(Xs, y, D, alpha)
+            g0 = P.Xt.mean(axis=0)
+            gmax = g0[int(np.argmax(np.abs(g0)))]
+            args = (g0 / gmax, float(np.sign(gmax)), P.Xt, float(D), P.log_alpha_D, math.log(flowkit.flow.GAMMA_START))
+            hi = math.log(2000.0)
+            ref = bisect(lambda lP: I.excess(lP, *args), -740.0, hi, xtol=1e-15, rtol=1e-15, maxiter=300)
+            got, converged = I.root(-740.0, hi, *args, 1e-15, 1e-15, 300)
+            assert converged and got == ref
+            sigma0, z0 = flowkit.flow.initial_state(P)
+            # the frozen-p closed form reaches gamma~ = GAMMA_START at z0
+            w = K.state_to_w(sigma0, z0[:-1], float(D), P.log_alpha_D)[2]
+            assert K.softmax_margins(P.Xt, w)[2] == pytest.approx(flowkit.flow.GAMMA_START, rel=1e-13)
+
+
+def test_root_reports_a_bracket_without_a_sign_change():
+    Xt = np.array([[1.0, 0.5]])
+    args = (np.array([1.0, 0.5]), 1.0, Xt, 2.0, 0.0, math.log(1e-3))
+    lo = I.excess(-5.0, *args)
+    assert lo > 0  # both ends past the target
+    value, converged = I.root(-5.0, 1.0, *args, 1e-15, 1e-15, 300)
+    assert not converged and math.isnan(value)
+
+
+def test_fields_equal_the_per_point_maps():
+    X, y = flowkit.datasets.load("kink")
+    tr = flowkit.integrate(X, y, depth=3, alpha=10.0, gamma=1e8)
+    P = tr.flow.problem
+    D, A, d = 3.0, P.log_alpha_D, P.n_features
+    for k in range(len(tr)):
+        sigma, z = math.log(tr.gamma[k]), tr.state[k]
+        dp, dm, w = K.state_to_w(sigma, z[:d], D, A)
+        m = K.softmax_margins(P.Xt, w)[0]
+        np.testing.assert_array_equal(tr.w[k], w)
+        assert tr.margin[k] == m.min()
+        assert tr.log_time[k] == z[d] + tr.gamma[k] - K.log_kappa_xi(sigma, z[:d], z[d + 1:], P.Xt, D, A)
+        np.testing.assert_array_equal(tr.theta[k], math.log(P.alpha) + np.stack([dp, dm]))
