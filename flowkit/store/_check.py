@@ -30,11 +30,10 @@ import sys
 import tempfile
 from dataclasses import dataclass, field
 
-import h5netcdf
 
 from ._errors import StoreError
 from ._files import atomic_file
-from ._layout import init_store, open_root, read_attrs, read_run, run_names, write_run
+from ._layout import new_store_file, open_root, read_attrs, read_run, run_names, write_run
 
 __all__ = ["StoreReport", "check_store", "salvage", "main_check", "stored_eof"]
 
@@ -301,8 +300,7 @@ def salvage(path, out_path, *, timeout=60.0):
         raise StoreError(f"{path}: salvage must write to a different file")
     written = []
     with atomic_file(out_path) as tmp:
-        with h5netcdf.File(tmp, "w") as out:
-            runs = init_store(out)
+        with new_store_file(tmp) as runs:
 
             def writer(rec):
                 write_run(runs, rec)

@@ -3,7 +3,7 @@
 A store file (the main file, and every journal file, which is a store holding one run)::
 
     /                      attrs: schema_version = 1, flowkit_version, created, title
-    /runs/<run_id>         one netCDF4 group per run (written with h5netcdf, so
+    /runs/<run_id>         one netCDF4 group per run (h5netcdf's layout, _netcdf.py, so
                            ``xarray.open_dataset(path, group="runs/<run_id>",
                            engine="h5netcdf")`` opens it as labelled data)
 
@@ -36,6 +36,7 @@ attributes, and a damaged file can still decode to wrong numbers.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -53,9 +54,10 @@ from .._version import __version__
 from ..exceptions import ParameterError
 from ._errors import StoreError
 from ._ids import _run_id, canonical_json, canonical_settings, data_sha256, describe_stopping
+from ._netcdf import create_file, next_dimid, write_group
 
 __all__ = ["SCHEMA_VERSION", "RunRecord", "record_from_trajectory", "record_failure",
-           "trajectory_from_record", "write_run", "append_runs", "init_store", "read_run", "read_attrs", "create_store_file",
+           "trajectory_from_record", "write_run", "append_runs", "new_store_file", "read_run", "read_attrs", "create_store_file",
            "open_root", "run_names", "checksum", "versions"]
 
 SCHEMA_VERSION = 1
@@ -264,59 +266,60 @@ def trajectory_from_record(rec, *, flow=True):
 
 
 # ------------------------------------------------------------------ HDF5
+def _root_attrs():
+    return {"title": "flowkit trajectory store", "schema_version": SCHEMA_VERSION,
+            "flowkit_version": __version__, "created": utc_now()}
+
+
+@contextlib.contextmanager
+def new_store_file(path):
+    """A new, empty store at ``path``: yields its /runs group (h5py) for write_run."""
+    with create_file(path, _root_attrs()) as f:
+        yield f.create_group("runs", track_order=True)
+
+
 def create_store_file(path, records=()):
     """A new store at ``path`` holding ``records`` (callers make it appear atomically)."""
-    with h5netcdf.File(path, "w") as f:
-        runs = init_store(f)
+    with new_store_file(path) as runs:
         for rec in records:
             write_run(runs, rec)
-
-
-def init_store(f):
-    """Root attributes and the /runs group of a new store; ``f`` an h5netcdf File."""
-    f.attrs["title"] = "flowkit trajectory store"
-    f.attrs["schema_version"] = SCHEMA_VERSION
-    f.attrs["flowkit_version"] = __version__
-    f.attrs["created"] = utc_now()
-    return f.create_group("runs")
 
 
 def append_runs(path, records, replace=()):
     """Add ``records`` to the store file at ``path``, first deleting the runs named in
     ``replace`` (callers work on a private copy: an interrupted append may leave it
     inconsistent)."""
-    if replace:
-        with h5py.File(path, "r+") as f:
-            for rid in replace:
-                del f["runs"][rid]
-    with h5netcdf.File(path, "a") as f:
+    with h5py.File(path, "r+") as f:
         runs = f["runs"]
+        for rid in replace:
+            del runs[rid]
+        first = next_dimid(runs)
         for rec in records:
-            write_run(runs, rec)
+            first = write_run(runs, rec, first)
 
 
-def write_run(runs, rec):
-    """Write ``rec`` as the netCDF4 group runs/<run_id>; ``runs`` is an h5netcdf Group."""
-    g = runs.create_group(rec.run_id)
+def write_run(runs, rec, first_dimid=None):
+    """Write ``rec`` as the netCDF4 group runs/<run_id>; ``runs`` is an h5py Group.
+    Its dimension ids start at ``first_dimid`` (default: the next free one); returns
+    the next free id after them."""
     a = rec.arrays
     dims = {"sample": a["X"].shape[0], "feature": a["X"].shape[1]}
     if "gamma" in a:
         dims.update(gamma=a["gamma"].size, side=2, state_dim=a["state"].shape[1])
-    g.dimensions = dims
+    variables = []
     for name, (vdims, long_name) in VARIABLES.items():
         if name not in a:
             continue
         arr = a[name]
         # chunks must be non-empty: a zero-sized array (failed run on empty data) is contiguous
         filters = dict(_FILTERS, chunks=True) if arr.size else {}
-        v = g.create_variable(name, vdims, "<f8", data=arr, **filters)
-        v.attrs["long_name"] = long_name
+        variables.append((name, vdims, arr, "<f8", {"long_name": long_name}, filters))
         if name == "gamma":
-            side = g.create_variable("side", ("side",), h5py.string_dtype(),
-                                     data=np.array(["+", "-"], dtype=object))
-            side.attrs["long_name"] = "u+ (theta[:, 0]) and u- (theta[:, 1])"
-    for key, value in rec.attrs.items():
-        g.attrs[key] = value
+            variables.append(("side", ("side",), np.array(["+", "-"], dtype=object), h5py.string_dtype(),
+                              {"long_name": "u+ (theta[:, 0]) and u- (theta[:, 1])"}, {}))
+    if first_dimid is None:
+        first_dimid = next_dimid(runs)
+    return write_group(runs, rec.run_id, dims, variables, rec.attrs, first_dimid)
 
 
 def _py(value):

@@ -101,6 +101,7 @@ class Store:
         self._closed = False
         self._main_key = None
         self._main_ids = frozenset()
+        self._filed = {}  # run id -> record this writer put in the journal, not yet committed
         if mode == "a":
             folder = os.path.dirname(os.path.abspath(self.path))
             if not os.path.isdir(folder):
@@ -245,8 +246,10 @@ class Store:
 
     def commit(self):
         """Merge the journal into the main file (copy-on-write, atomic replace); returns
-        the number of runs added or replaced.  A journal file that fails its checksum
-        (which a crash cannot produce) is renamed to *.corrupt with a warning."""
+        the number of runs added or replaced.  Runs this writer filed are merged from
+        its records in memory; a journal file left by another (crashed) writer is read
+        back, and if it fails its checksum (which a crash cannot produce) it is renamed
+        to *.corrupt with a warning."""
         self._require_writer()
         journal = self._journal_ids()
         if not journal:
@@ -254,6 +257,11 @@ class Store:
         good = []
         for rid in journal:
             path = self._journal_file(rid)
+            if rid in self._filed:
+                # written by this writer: merge the record it wrote (verified when made)
+                # rather than read the file back
+                good.append(self._filed[rid])
+                continue
             try:
                 rec = self._read_journal(rid)
                 reason = rec.verify()
@@ -277,6 +285,7 @@ class Store:
         for rec in good:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self._journal_file(rec.run_id))
+            self._filed.pop(rec.run_id, None)
         fsync_dir(self.journal)
         return len(todo)
 
@@ -332,6 +341,7 @@ class Store:
             fsync_dir(os.path.dirname(os.path.abspath(self.journal)))
         with atomic_file(self._journal_file(rec.run_id)) as tmp:
             create_store_file(tmp, [rec])
+        self._filed[rec.run_id] = rec
         return rec.run_id
 
     def _remove_temporaries(self):
