@@ -31,7 +31,7 @@ from flowkit import datasets
 from flowkit.maxmargin import MU_RANGE, max_margin
 from flowkit.maxmargin.q import solve_q
 
-__all__ = ["mu_for_excess", "near_tie", "worst_case_mu", "d2_constant", "power_exponent",
+__all__ = ["mu_for_excess", "near_tie", "near_tie_mu", "worst_case_mu", "d2_constant", "power_exponent",
            "rho_max", "COPIES"]
 
 COPIES = 3  # near-tied features of the family (δ = 0.3 needs k >= 2: the ℓ2 end's excess)
@@ -42,11 +42,17 @@ def mu_for_excess(Xt, depth, delta, l1_norm, lo=None, hi=1e6):
     NaN when δ is out of reach (even the ℓ2 end, μ = ``hi``, is closer than δ).
 
     Uses the Q solver below the public μ range on purpose: for D = 2 a small δ needs
-    μ ~ exp(-c/δ); every point is still KKT-certified."""
+    μ ~ exp(-c/δ); every point is still KKT-certified.  Brent's later iterates are close
+    together: a solve within a factor e in μ of the previous one starts from its dual
+    and support (solve_q's fixed-support Newton, its projected method if that fails)."""
+    last = {}
+
     def f(lm):
-        r = solve_q(Xt, math.exp(lm), depth)
+        warm = last if abs(last.get("lm", math.inf) - lm) < 1.0 else {}
+        r = solve_q(Xt, math.exp(lm), depth, nu0=warm.get("nu"), support=warm.get("support"))
         if r.kkt_residual > 1e-9:
             raise RuntimeError(f"Q solve not certified at mu = {math.exp(lm):g}")
+        last.update(lm=lm, nu=r.dual, support=r.support)
         return float(np.sum(np.abs(r.w))) / l1_norm - 1.0 - delta
 
     # D > 2 approaches ℓ1 polynomially in μ: the validated range suffices (and its dual
@@ -65,12 +71,48 @@ def near_tie(t, copies=COPIES):
     return datasets.near_tie(t, copies)[0]
 
 
+def _log_h(v, depth):
+    """log h_D(v) for 0 < v (< 1 for D > 2), without overflow or cancellation:
+    2 sinh v = e^v (1 - e^{-2v}); (1-v)^{-b} - (1+v)^{-b} = e^B expm1(A - B)."""
+    if depth == 2:
+        return v + math.log(-math.expm1(-2.0 * v))
+    b = depth / (depth - 2.0)
+    a, c = -b * math.log1p(-v), -b * math.log1p(v)
+    return c + math.log(math.expm1(a - c))
+
+
+def near_tie_mu(t, depth, delta, copies=COPIES, hi=1e6):
+    """μ(δ) on ``near_tie(t)`` from the one-sample KKT conditions, solved in the dual
+    variable ν rather than in μ (a second formulation of ``mu_for_excess`` there).
+
+    x = (1, s, ..., s), s = 1 - t, k = ``copies``: w₁ = μ h_D(ν), w_j = μ h_D(νs); with
+    r(ν) = h_D(νs)/h_D(ν) (decreasing from s to 0) the margin gives μ = 1/(h_D(ν)(1 + k s r))
+    and the excess k t r/(1 + k s r) = δ fixes r* = δ/(k(t - sδ)): one scalar root
+    r(ν) = r*, in logarithms (any μ, no float range).  NaN where μ(δ) > ``hi`` or δ is
+    beyond the μ → ∞ end (r* >= s), as ``mu_for_excess`` answers."""
+    s, k = 1.0 - t, float(copies)
+    if not t - s * delta > 0.0:
+        return float("nan")
+    log_r = math.log(delta) - math.log(k * (t - s * delta))
+    if not log_r < math.log(s):
+        return float("nan")
+
+    def g(nu):
+        return _log_h(nu * s, depth) - _log_h(nu, depth) - log_r
+
+    # r(ν) <= e^{-νt}/(1 - e^{-2}) for ν >= 1 (D = 2); D > 2: r -> 0 as ν -> 1
+    top = (-log_r + 1.0) / t + 1.0 if depth == 2 else math.nextafter(1.0, 0.0)
+    nu = brentq(g, 1e-150, top, xtol=1e-300, rtol=4 * np.finfo(float).eps, maxiter=500)
+    log_mu = -_log_h(nu, depth) - math.log1p(k * s * math.exp(log_r))
+    return float("nan") if log_mu > math.log(hi) else math.exp(log_mu)
+
+
 def worst_case_mu(depth, delta, copies=COPIES, grid=25):
     """(μ, t*): the smallest μ(δ) over ``near_tie(t)``, t in [1e-4, 0.999] (log grid of
-    ``grid`` points, then bounded Brent around the best).  Datasets whose ℓ2 end is
-    already within δ impose nothing (μ = 1 there)."""
+    ``grid`` points, then bounded Brent around the best), each μ(δ) by ``near_tie_mu``.
+    Datasets whose ℓ2 end is already within δ impose nothing (μ = 1 there)."""
     def log_mu(lt):
-        m = mu_for_excess(near_tie(math.exp(lt), copies), depth, delta, 1.0)
+        m = near_tie_mu(math.exp(lt), depth, delta, copies)
         return math.log(m) if math.isfinite(m) else 0.0
 
     lts = np.linspace(math.log(1e-4), math.log(0.999), grid)

@@ -7,7 +7,7 @@ import pytest
 from scipy.optimize import brentq
 
 import flowkit
-from analysis.depthlaw import (d2_constant, mu_for_excess, near_tie, rho_max,
+from analysis.depthlaw import (d2_constant, mu_for_excess, near_tie, near_tie_mu, rho_max,
                                worst_case_mu)
 
 
@@ -38,6 +38,27 @@ def test_mu_for_excess_equals_the_one_sample_closed_form(D, t):
             assert _excess_closed_form(Xt[0], 1e6, D) < delta
             continue
         assert _excess_closed_form(Xt[0], mu, D) == pytest.approx(delta, rel=1e-8)
+
+
+@pytest.mark.parametrize("D", [2, 3, 5, 10])
+def test_near_tie_mu_in_the_dual_variable_equals_the_q_solver(D):
+    """worst_case_mu's formulation (a root in ν) against mu_for_excess (Brent in μ over
+    certified Q^D_μ solves) and the closed-form excess: the same μ(δ), NaN alike."""
+    compared = 0
+    for t in (1e-3, 0.02, 0.2, 0.6, 0.97):
+        for delta in (0.3, 0.05, 0.01):
+            b = near_tie_mu(t, D, delta)
+            try:
+                a = mu_for_excess(near_tie(t), D, delta, 1.0)
+            except RuntimeError:  # below the Q solver's validated μ range (D > 2)
+                assert b < flowkit.maxmargin.MU_RANGE[0]
+                continue
+            assert math.isnan(a) == math.isnan(b), (t, delta, a, b)
+            if not math.isnan(a):
+                assert b == pytest.approx(a, rel=1e-9)
+                assert _excess_closed_form(near_tie(t)[0], b, D) == pytest.approx(delta, rel=1e-9)
+                compared += 1
+    assert compared >= 8
 
 
 def test_d2_constant_solves_its_stationarity_equation():
