@@ -31,6 +31,8 @@ from __future__ import annotations
 
 import math
 import numbers
+import warnings
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -103,6 +105,8 @@ def load_file(path):
         raise DataError(f"data file not found: {path}")
     suffix = path.suffix.lower()
     if suffix == ".npz":
+        if not zipfile.is_zipfile(path):  # np.load would take it for a pickle and say so
+            raise DataError(f"{path}: not a .npz archive (not a zip file)")
         try:
             with np.load(path, allow_pickle=False) as f:
                 if "X" not in f or "y" not in f:
@@ -114,12 +118,17 @@ def load_file(path):
             raise DataError(f"{path}: not a readable .npz file ({exc})") from None
     elif suffix == ".csv":
         try:
-            table = np.genfromtxt(path, delimiter=",", dtype=float, invalid_raise=True)
+            with warnings.catch_warnings():  # an empty file: our message below, not numpy's warning
+                warnings.simplefilter("ignore", UserWarning)
+                # ndmin=2: one column stays a column (N rows of a label, no feature), not one row
+                table = np.genfromtxt(path, delimiter=",", dtype=float, invalid_raise=True, ndmin=2)
         except ValueError as exc:
             raise DataError(f"{path}: malformed CSV ({exc})") from None
-        table = np.atleast_2d(table)
-        header = int(np.all(np.isnan(table[0])))
+        header = int(table.size > 0 and np.all(np.isnan(table[0])))
         table = table[header:]
+        if table.size and table.shape[1] < 2:
+            raise DataError(f"{path}: CSV has {table.shape[1]} column; it needs feature columns "
+                            "followed by a label column")
         if table.shape[0] == 0 or table.shape[1] < 2:
             raise DataError(f"{path}: CSV needs >= 1 row of features followed by a label column")
         if np.isnan(table).any():

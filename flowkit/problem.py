@@ -18,6 +18,10 @@ from .exceptions import DataError, NotSeparableError, NumericalRangeError, Param
 
 __all__ = ["Problem", "validate_data", "separable_tilde", "positive_float", "separability_margin", "l2_max_margin_direction"]
 
+# Data count as separable when the LP margin (X scaled to max |x| = 1) exceeds this: below
+# it the flow's margins grow too slowly to be told from rounding
+SEPARABLE_MIN = 1e-9
+
 # Largest |log(alpha^D)| handled: the flow starts at gamma~ = 1e-14, where
 # R = gamma~/alpha^D must stay a normal float64 (e^-632 > 1e-275).
 _MAX_LOG_ALPHA_D = 600.0
@@ -26,9 +30,13 @@ _MAX_LOG_ALPHA_D = 600.0
 def validate_data(X, y):
     """Return (X, y) as float64 arrays after checking shapes, finiteness and labels."""
     for name, arr in (("X", X), ("y", y)):
-        kind = np.asarray(arr).dtype.kind
-        if kind not in "biuf" and not (kind == "O" and _numeric_objects(arr)):
-            raise DataError(f"{name} must be a real numeric array; got dtype {np.asarray(arr).dtype}")
+        try:
+            dtype = np.asarray(arr).dtype
+        except ValueError as exc:  # ragged nested lists: numpy cannot make an array of them
+            raise DataError(f"{name} is not a rectangular array (rows of different lengths?): "
+                            f"{str(exc).split('. ')[0]}") from None
+        if dtype.kind not in "biuf" and not (dtype.kind == "O" and _numeric_objects(arr)):
+            raise DataError(f"{name} must be a real numeric array; got dtype {dtype}")
     try:
         X = np.array(X, dtype=np.float64)
         y = np.array(y, dtype=np.float64)
@@ -72,10 +80,11 @@ def separable_tilde(X, y):
     t = _separability_certificate(Xt)
     if t is None:
         t = separability_margin(Xt) if np.any(Xt) else 0.0
-    if not t > 1e-9:
+    if not t > SEPARABLE_MIN:
         raise NotSeparableError(
-            "data are not linearly separable (no w with y_n x_n·w > 0 for all n; "
-            f"LP max-margin under |w|_inf <= 1 is {t:.3g}); the exp-loss cannot reach 0")
+            "data are not linearly separable: no w with y_n x_n·w > 0 for all n by more than "
+            f"the threshold (the LP max-margin under |w|_inf <= 1, for X scaled to max |x| = 1, "
+            f"is {t + 0.0:.3g}, not above {SEPARABLE_MIN:g}); the exp-loss cannot reach 0")
     return Xt
 
 
@@ -104,7 +113,7 @@ def _separability_certificate(Xt):
     from scipy.linalg import solve_triangular
     w = Q @ solve_triangular(R, np.ones(n), trans="T")  # least-norm solution of Xt w = 1
     lower = float(np.min(Xt @ w)) / (float(np.max(np.abs(Xt))) * float(np.max(np.abs(w))))
-    return lower if lower > 1e-9 else None
+    return lower if lower > SEPARABLE_MIN else None
 
 
 def separability_margin(Xt):

@@ -134,6 +134,11 @@ def _locate(Xt, D, above, below, lm_above, lm_below, rtol):
                 support_below=tuple(int(i) for i in Sb), rtol=max(abs(ra - rb), rtol / 4))
 
 
+# The work q_path may do: solves (points and rejected steps), and the finest angle
+MAX_POINTS = 20_000
+MIN_ANGLE = 1e-9
+
+
 def q_path(X, y, *, depth=2, mu_range=(1e3, 1e-4), max_angle=0.01, max_step=math.log(10) / 8,
            kink_rtol=1e-9):
     """The Q^D_μ max-margin path from μ = mu_range[0] down to mu_range[1] (module
@@ -152,13 +157,24 @@ def q_path(X, y, *, depth=2, mu_range=(1e3, 1e-4), max_angle=0.01, max_step=math
     max_angle = positive_float("max_angle", max_angle)
     max_step = positive_float("max_step", max_step)
     kink_rtol = positive_float("kink_rtol", kink_rtol)
-    min_step = max(1e-6, 4 * kink_rtol)
+    if max_angle < MIN_ANGLE:
+        raise ParameterError(f"max_angle = {max_angle:g} rad is below {MIN_ANGLE:g}: consecutive "
+                             "points are certified to ~1e-12, so finer angles measure rounding")
+    span = math.log(hi) - math.log(lo)
+    if span / max_step > MAX_POINTS:
+        raise ParameterError(f"max_step = {max_step:g} would take more than {MAX_POINTS} points "
+                             f"over log mu in [{math.log(lo):.4g}, {math.log(hi):.4g}]; "
+                             f"use max_step >= {span / MAX_POINTS:.3g}")
+    min_step = min(max(1e-6, 4 * kink_rtol), max_step)
 
     t0 = time.perf_counter()
     cur = solve_q(Xt, hi, D)
     pts, kinks, lms = [cur], [], [math.log(hi)]
     lm, step, rejected = math.log(hi), max_step, 0
     while lm > math.log(lo):
+        if len(pts) + rejected > MAX_POINTS:
+            raise ParameterError(f"q_path: more than {MAX_POINTS} solves for max_angle = {max_angle:g} "
+                                 f"(reached mu = {math.exp(lm):.6g} of {lo:g}); use a larger max_angle")
         lm_new = max(lm - step, math.log(lo))
         mu_new = lo if lm_new == math.log(lo) else math.exp(lm_new)
         new = solve_q(Xt, mu_new, D, nu0=cur.dual, support=cur.support)

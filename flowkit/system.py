@@ -62,6 +62,14 @@ XI_SWITCH = 10.0
 XI_ATOL_MIN = 1e-11
 
 
+def check_solver(method, rtol):
+    """ParameterError unless ``method`` is one of METHODS and 1e-14 <= ``rtol`` < 0.1."""
+    if method not in METHODS:
+        raise ParameterError(f"unknown method {method!r}; choose one of {sorted(METHODS)}")
+    if isinstance(rtol, bool) or not (isinstance(rtol, (int, float, np.floating)) and 1e-14 <= rtol < 1e-1):
+        raise ParameterError(f"rtol must be a number in [1e-14, 0.1); got {rtol!r}")
+
+
 class System:
     """The shared part of a system (module docstring)."""
 
@@ -74,10 +82,7 @@ class System:
     switches = (XI_SWITCH, TIME_SWITCH)
 
     def __init__(self, problem, *, method, rtol, max_steps, step="scipy"):
-        if method not in METHODS:
-            raise ParameterError(f"unknown method {method!r}; choose one of {sorted(METHODS)}")
-        if isinstance(rtol, bool) or not (isinstance(rtol, (int, float, np.floating)) and 1e-14 <= rtol < 1e-1):
-            raise ParameterError(f"rtol must be a number in [1e-14, 0.1); got {rtol!r}")
+        check_solver(method, rtol)
         self.problem = problem
         self.method = method
         self.rtol = float(rtol)

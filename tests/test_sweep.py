@@ -1,5 +1,6 @@
 """Sweeps end to end: local workers, resume after SIGKILL and Ctrl-C, the writer lock, the
 excess-l1 event, and the Dask path against a real scheduler and worker on 127.0.0.1."""
+import dataclasses
 import os
 import signal
 import socket
@@ -231,15 +232,22 @@ def test_store_cli_summary_and_check(reference_small, tmp_path, capsys):
 
 
 def test_failed_run_is_stored_and_not_retried(tmp_path):
-    # gamma~ = 1e31 is past what the double-double offset rates resolve: integrate refuses, deterministically
-    text = SMALL.replace("gamma = 300.0", "gamma = [300.0, 1e31]").replace(
+    # gamma~ = 1e31 is past what the double-double offset rates resolve: integrate refuses,
+    # deterministically.  A config saying so is refused before it runs (tests/test_hardening.py);
+    # RunSpecs made in code reach the workers, and their failures are stored
+    text = SMALL.replace("gamma = 300.0", "gamma = [300.0, 301.0]").replace(
         '["fig4a", "kink"]', '["fig4a"]').replace("depths = [2, 3]", "depths = [2]")
+
+    def specs():
+        out = parse_config(text)
+        return [dataclasses.replace(s, stop={"gamma": 1e31}) if s.stop == {"gamma": 301.0} else s for s in out]
+
     out = tmp_path / "f.h5"
-    rep = run_sweep(parse_config(text), out, workers=1, progress=False)
+    rep = run_sweep(specs(), out, workers=1, progress=False)
     assert (rep.done, rep.failed, rep.pending) == (4, 2, 0)
     with open_store(out) as store:
         df = store.summary()
     bad = df[df["status"] == "failed"]
     assert len(bad) == 2 and bad["error"].str.contains("exceeds 1e\\+30").all()
-    again = run_sweep(parse_config(text), out, workers=1, progress=False)
+    again = run_sweep(specs(), out, workers=1, progress=False)
     assert (again.done, again.skipped) == (0, 4)

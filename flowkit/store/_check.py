@@ -323,7 +323,9 @@ def main_check(path, salvage_to=None, *, stream=None, timeout=60.0):
     """``flowkit store check FILE [--salvage-to OUT]``: print the report; if the store is
     damaged, salvage its intact runs to ``salvage_to`` (default: FILE.salvaged.h5, or
     the next free name).  Returns the exit status: 0 intact, 1 damaged and salvaged,
-    2 nothing readable or no such file."""
+    2 nothing readable or no such file.  The report goes to ``stream`` (stdout), errors to
+    stderr (or to ``stream`` when one is given)."""
+    errors = sys.stderr if stream is None else stream
     stream = sys.stdout if stream is None else stream
     try:
         report = check_store(path, timeout=timeout)
@@ -331,9 +333,9 @@ def main_check(path, salvage_to=None, *, stream=None, timeout=60.0):
             if report.readable:
                 report = salvage(path, salvage_to or _free_name(os.fspath(path)), timeout=timeout)
             elif salvage_to:
-                print(f"nothing readable to salvage to {salvage_to}", file=stream)
+                print(f"nothing readable to salvage to {salvage_to}", file=errors)
     except StoreError as exc:
-        print(f"flowkit: error: {exc}", file=stream)
+        print(f"flowkit: error: {exc}", file=errors)
         return 2
     print(report.describe(), end="", file=stream)
     if report.ok:

@@ -2,7 +2,7 @@
 processes or a Dask cluster into one HDF5 store (``config``: what to run; ``runner``:
 how).  Command line: ``flowkit sweep CONFIG --out FILE.h5``."""
 from .config import ConfigError, RunSpec, load_config, parse_config
-from .runner import SweepReport, execute, run_sweep
+from .runner import SchedulerError, SweepReport, execute, run_sweep
 
 __all__ = ["ConfigError", "RunSpec", "load_config", "parse_config", "SweepReport", "execute",
-           "run_sweep"]
+           "run_sweep", "SchedulerError"]

@@ -37,7 +37,9 @@ import numpy as np
 from .. import datasets
 from ..exceptions import FlowkitError
 from ..flow import METHODS
-from ..system import STEPS
+from ..problem import Problem
+from ..stopping import resolve_stopping_rule
+from ..system import STEPS, check_solver
 
 __all__ = ["ConfigError", "RunSpec", "load_config", "parse_config"]
 
@@ -71,6 +73,8 @@ class RunSpec:
                     save_at=None if self.save_at is None else list(self.save_at), step=self.step)
 
 
+MAX_RUNS = 1_000_000  # runs of one config (a logspace's num included)
+
 _TOP = {"sweep", "stop", "solver"}
 _SWEEP = {"datasets", "depths", "alphas"}
 _STOP = {"gamma", "mu", "loss", "excess_l1", "gamma_max"}
@@ -101,6 +105,12 @@ class _Reader:
         ln = _line(self.text, key.split(".")[-1], table)
         where = f"{self.source}, line {ln}" if ln else self.source
         raise ConfigError(f"{where}: key '{key}': {msg}")
+
+    def number(self, key, value, table):
+        """The one positive finite number of ``key`` (a list is an error, not a grid)."""
+        if isinstance(value, list):
+            self.fail(key, f"takes one number, not a list; got {value!r}", table)
+        return self.numbers(key, value, table)[0]
 
     def numbers(self, key, value, table, positive=True):
         vals = value if isinstance(value, list) else [value]
@@ -168,8 +178,10 @@ def parse_config(text, source="<config>", base=None):
         if not (isinstance(lo_hi, list) and len(lo_hi) == 2
                 and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in lo_hi)):
             r.fail("sweep.alphas", f"logspace needs two exponents [lo, hi]; got {lo_hi!r}", "sweep")
-        if isinstance(num, bool) or not isinstance(num, int) or num < 1:
-            r.fail("sweep.alphas", f"num must be a positive integer; got {num!r}", "sweep")
+        if isinstance(num, bool) or not isinstance(num, int) or not 1 <= num <= MAX_RUNS:
+            r.fail("sweep.alphas", f"num must be an integer in [1, {MAX_RUNS}]; got {num!r}", "sweep")
+        if not all(abs(v) <= 300 for v in lo_hi):
+            r.fail("sweep.alphas", f"logspace exponents must lie in [-300, 300]; got {lo_hi!r}", "sweep")
         alphas = [float(a) for a in np.logspace(lo_hi[0], lo_hi[1], num)]
     else:
         alphas = r.numbers("sweep.alphas", alphas, "sweep")
@@ -190,6 +202,8 @@ def parse_config(text, source="<config>", base=None):
         kind = kinds[0]
         if kind == "loss":
             vals = table["loss"] if isinstance(table["loss"], list) else [table["loss"]]
+            if not vals:
+                r.fail("stop.loss", "empty list", "stop")
             for v in vals:
                 if not isinstance(v, str):
                     r.fail("stop.loss", f"write losses as strings such as \"1e-8700\"; got {v!r}", "stop")
@@ -197,8 +211,8 @@ def parse_config(text, source="<config>", base=None):
         elif kind == "excess_l1":
             if "gamma_max" not in table:
                 r.fail("stop.excess_l1", "the excess_l1 event needs gamma_max (search limit)", "stop")
-            (level,) = r.numbers("stop.excess_l1", table["excess_l1"], "stop")
-            (gmax,) = r.numbers("stop.gamma_max", table["gamma_max"], "stop")
+            level = r.number("stop.excess_l1", table["excess_l1"], "stop")
+            gmax = r.number("stop.gamma_max", table["gamma_max"], "stop")
             rules.append({"excess_l1": level, "gamma_max": gmax})
         else:
             if "gamma_max" in table:
@@ -212,7 +226,11 @@ def parse_config(text, source="<config>", base=None):
     method = solver.get("method", "Radau")
     if method not in METHODS:
         r.fail("solver.method", f"one of {sorted(METHODS)}; got {method!r}", "solver")
-    (rtol,) = r.numbers("solver.rtol", solver.get("rtol", 1e-10), "solver")
+    rtol = r.number("solver.rtol", solver.get("rtol", 1e-10), "solver")
+    try:
+        check_solver(method, rtol)
+    except FlowkitError as exc:
+        r.fail("solver.rtol", str(exc), "solver")
     ppd = solver.get("points_per_decade", 20)
     if isinstance(ppd, bool) or not isinstance(ppd, int) or not 1 <= ppd <= 1000:
         r.fail("solver.points_per_decade", f"an integer in [1, 1000]; got {ppd!r}", "solver")
@@ -221,16 +239,53 @@ def parse_config(text, source="<config>", base=None):
         r.fail("solver.step", f"one of {sorted(STEPS)} ('compiled' with method = \"Radau\"); "
                f"got {step!r}", "solver")
 
+    n_runs = len(data) * len(depths) * len(alphas) * len(rules)
+    if n_runs > MAX_RUNS:
+        raise ConfigError(f"{source}: {n_runs} runs ({len(data)} datasets x {len(depths)} depths x "
+                          f"{len(alphas)} alphas x {len(rules)} stopping rules); at most {MAX_RUNS} "
+                          "per config")
+    _check_runs(r, data, depths, alphas, rules)
     return [RunSpec(dataset=name, X=X, y=y, depth=D, alpha=a, stop=rule, method=method,
                     rtol=rtol, points_per_decade=ppd, step=step)
             for name, X, y in data for D in depths for a in alphas for rule in rules]
+
+
+def _check_runs(r, data, depths, alphas, rules):
+    """Everything integrate checks before integrating, for every run of the grid, with the
+    key to blame: so that a sweep that cannot run fails here, before its store exists."""
+    for name, X, y in data:
+        try:  # the data's checks (separability: an LP), cached per dataset for the runs
+            Problem.build(X, y, 2, 1.0)
+        except FlowkitError as exc:
+            r.fail("sweep.datasets", f"{name!r}: {exc}", "sweep")
+    X, y = data[0][1], data[0][2]
+    for D in depths:
+        for a in alphas:
+            try:  # alpha^D's range; the dataset plays no part in it
+                problem = Problem.build(X, y, D, a)
+            except FlowkitError as exc:
+                r.fail("sweep.alphas", f"alpha = {a!r} at depth {D}: {exc}", "sweep")
+            for rule in rules:
+                kind = next(iter(rule))
+                target = {"gamma": rule["gamma_max"]} if kind == "excess_l1" else rule
+                try:
+                    resolve_stopping_rule(**target, log_alpha_D=problem.log_alpha_D)
+                except FlowkitError as exc:
+                    key = "gamma_max" if kind == "excess_l1" else kind
+                    r.fail(f"stop.{key}", f"{exc} (depth {D}, alpha {a!r})", "stop")
 
 
 def load_config(path):
     """RunSpecs of the TOML file at ``path``."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except OSError as exc:
         raise ConfigError(f"cannot read sweep config {path}: {exc.strerror}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[:exc.start].count(b"\n") + 1
+        raise ConfigError(f"{path}, line {line}: not UTF-8 text (byte 0x{raw[exc.start]:02x}); "
+                          "TOML files are UTF-8") from None
     return parse_config(text, source=str(path), base=path.parent)

@@ -24,7 +24,7 @@ from ..exceptions import IntegrationError
 from ..integrator import integrate
 from ..store import open_store, run_id
 
-__all__ = ["execute", "run_sweep", "SweepReport"]
+__all__ = ["execute", "run_sweep", "SweepReport", "SchedulerError"]
 
 
 @dataclass(frozen=True)
@@ -96,19 +96,40 @@ def _local(todo, workers):
         pool.shutdown(wait=False, cancel_futures=True)
 
 
-def _dask(todo, address):
-    from distributed import Client, as_completed
+class SchedulerError(FlowkitError):
+    """No Dask scheduler answers at the address given."""
 
-    client = Client(address, timeout="30s")
+
+CONNECT_TIMEOUT = 10.0  # seconds to wait for a Dask scheduler before giving up
+
+
+def _connect(address):
+    """A distributed.Client on ``address``, or SchedulerError in one line, before anything
+    of the sweep exists (its store in particular)."""
     try:
-        futures = client.map(execute, [spec for _, spec in todo], key=[f"flowkit-{rid}" for rid, _ in todo],
-                             pure=False)
-        index = {f.key: item for f, item in zip(futures, todo)}
+        from distributed import Client
+    except ImportError:
+        raise SchedulerError("--scheduler needs dask.distributed (pip install distributed)") from None
+    try:
+        return Client(address, timeout=f"{CONNECT_TIMEOUT}s")
+    except (OSError, TimeoutError, ValueError, TypeError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise SchedulerError(f"no Dask scheduler answered at {address!r} ({reason[:200]}; "
+                             f"waited up to {CONNECT_TIMEOUT:g} s); nothing was created") from None
+
+
+def _dask(todo, client):
+    from distributed import as_completed
+
+    futures = client.map(execute, [spec for _, spec in todo], key=[f"flowkit-{rid}" for rid, _ in todo],
+                         pure=False)
+    index = {f.key: item for f, item in zip(futures, todo)}
+    try:
         for fut in as_completed(futures):
             rid, spec = index[fut.key]
             yield rid, spec, fut.result()
-    finally:
-        client.close()
+    finally:  # an interrupted sweep leaves nothing queued on the cluster
+        client.cancel(futures)
 
 
 def run_sweep(specs, out, *, scheduler=None, workers=None, progress=True, commit_every=5.0):
@@ -118,6 +139,15 @@ def run_sweep(specs, out, *, scheduler=None, workers=None, progress=True, commit
     processes (``workers``, default all cores).  ``progress``: a tqdm bar with ETA.
     """
     t0 = time.perf_counter()
+    client = _connect(scheduler) if scheduler else None
+    try:
+        return _run(specs, out, client, workers, progress, commit_every, t0)
+    finally:
+        if client is not None:
+            client.close()
+
+
+def _run(specs, out, client, workers, progress, commit_every, t0):
     with open_store(out, mode="a") as store:
         todo, seen = [], set()
         for spec in specs:
@@ -134,7 +164,7 @@ def run_sweep(specs, out, *, scheduler=None, workers=None, progress=True, commit
         if progress and todo:
             from tqdm import tqdm
             bar = tqdm(total=len(todo), unit="run", desc="sweep", smoothing=0.1)
-        stream = (_dask(todo, scheduler) if scheduler else
+        stream = (_dask(todo, client) if client is not None else
                   _local(todo, workers or os.cpu_count() or 1)) if todo else iter(())
         last_commit, commit_cost = time.monotonic(), 0.0
         try:
