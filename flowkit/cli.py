@@ -8,7 +8,7 @@
     flowkit path [--depth D] [--mu-range HI LO] (--dataset NAME | --data FILE) [--json]
     flowkit sweep CONFIG --out FILE.h5 [--scheduler tcp://HOST:PORT] [--workers N] [--no-progress]
     flowkit store check FILE [--salvage-to OUT]
-    flowkit store summary FILE [--json]
+    flowkit store summary FILE [--json] [--verify]
     flowkit reproduce --out DIR [--reuse] [--reduced] [--workers N] [--no-progress]
                       [--step scipy|compiled]
     flowkit accuracy --alpha A --depth D --mu M
@@ -122,6 +122,8 @@ def _parser():
     summ = stsub.add_parser("summary", help="one line per run")
     summ.add_argument("file")
     summ.add_argument("--json", action="store_true", help="machine-readable output")
+    summ.add_argument("--verify", action="store_true",
+                      help="check every run's checksum (reads all data; default: attributes only)")
     return parser
 
 
@@ -237,13 +239,16 @@ def _store(args):
     if args.store_command == "check":
         return main_check(args.file, args.salvage_to)
     with open_store(args.file) as store:
-        df = store.summary()
+        df = store.summary(verify=args.verify)
     if args.json:
         print(df.to_json(orient="records", indent=2))
     else:
         import pandas as pd
         with pd.option_context("display.max_rows", None, "display.width", 200):
             print(df.to_string(index=False))
+        if not args.verify:
+            print("(attributes only: checksums not verified; --verify or `flowkit store check` "
+                  "reads and checks the data)")
     return 0
 
 
@@ -289,6 +294,9 @@ def main(argv=None):
     except BrokenPipeError:  # output piped into e.g. `head`: not an error of ours
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
+    except KeyboardInterrupt:  # outside a sweep's own handling (which keeps finished runs)
+        print("flowkit: interrupted", file=sys.stderr)
+        return 130
     return status or 0
 
 

@@ -154,3 +154,44 @@ def test_no_scheduler_is_one_line_and_creates_nothing(tmp_path):
 def test_store_check_of_a_missing_file_errs_on_stderr(tmp_path):
     r = _cli("store", "check", str(tmp_path / "missing.h5"))
     assert r.returncode == 2 and r.stdout == "" and "no such" in r.stderr
+
+
+# 1 ---------------------------------------------------------------------- data scale
+@pytest.mark.parametrize("c", [1e200, 1e150, 1e-200, 1e-7])
+def test_integrate_refuses_data_scales_outside_its_validated_range(c):
+    X, y = FIG4A
+    with pytest.raises(flowkit.NumericalRangeError, match=r"max \|x\| = .* is outside \[1e-06, 1e\+40\]"):
+        flowkit.integrate(X * c, y, depth=2, alpha=1, gamma=10)
+
+
+@pytest.mark.parametrize("c, D", [(1e-5, 2), (1e-5, 3), (1e30, 2), (1e30, 3)])
+def test_scale_covariance_that_the_refusal_recommends(c, D):
+    """The flow on (cX, alpha) is the flow on (X, alpha c^(1/D)) with w scaled by 1/c: an
+    identity of the equations, here checked between two integrations inside the range."""
+    X, y = FIG4A
+    a = flowkit.integrate(X * c, y, depth=D, alpha=2.0, gamma=1e4)
+    b = flowkit.integrate(X, y, depth=D, alpha=2.0 * c ** (1.0 / D), gamma=1e4)
+    np.testing.assert_allclose(a.w_hat[-1] * c, b.w_hat[-1], rtol=1e-9)
+    np.testing.assert_allclose(a.margin, b.margin, rtol=1e-9)
+
+
+@pytest.mark.parametrize("kind, kw", [("l2", {}), ("l1", {}), ("Q", dict(mu=0.1)),
+                                      ("l2/D", dict(depth=3, starts=4))])
+@pytest.mark.parametrize("c", [1e200, 1e-200, 1e25, 1e-25])
+def test_max_margin_at_any_data_scale(kind, kw, c):
+    """Solved on the data scaled by a power of two: w(cX) = w(X)/c exactly up to rounding,
+    the certificate recomputed on the caller's data."""
+    from flowkit.maxmargin import l1 as L1, l2 as L2, l2d as L2D, q as Q
+    X, y = FIG4A
+    base = flowkit.max_margin(X, y, kind, **kw)
+    kw_c = dict(kw, mu=kw["mu"] / c) if kind == "Q" else kw
+    r = flowkit.max_margin(X * c, y, kind, **kw_c)
+    np.testing.assert_allclose(r.w * c, base.w, rtol=1e-12, atol=1e-14 * np.max(np.abs(base.w)))
+    Xt = y[:, None] * X * c
+    # l2's ν ~ 1/c² leaves float64 at c = 1e±200 (inf, or 0 on the support)
+    if np.all(np.isfinite(r.dual)) and np.all(r.dual[r.support] > 0):
+        res = {"l2": lambda: L2._kkt(Xt, r.w, r.dual), "l1": lambda: L1._kkt(Xt, r.w, r.dual),
+               "Q": lambda: Q.kkt_residual(Xt, r.mu, 2, r.w, r.dual),
+               "l2/D": lambda: L2D._kkt(Xt, r.w, r.dual, 3)}[kind]()
+        assert res <= 1e-9
+    assert r.kkt_residual <= 1e-9

@@ -586,6 +586,27 @@ def test_checksum_catches_what_hdf5_does_not(tmp_path, full_store, runs):
     assert not report.ok and set(report.bad) == {rid} and "checksum" in report.bad[rid]
 
 
+def test_summary_says_what_it_has_not_verified(tmp_path, full_store, runs):
+    """A flipped bit in a run's data: the attribute-only summary cannot see it and says
+    so (``verified`` False); with verify=True the run is "damaged", as load() finds."""
+    rid = runs[0][2]
+    with h5py.File(full_store, "r") as f:  # the checksum, not HDF5's fletcher32: edit the values
+        w = f[f"runs/{rid}/w"][()]
+    path = _damaged(tmp_path, full_store, "bit.h5", lambda fh, n: None)
+    with h5py.File(path, "r+") as f:
+        w[3, 1] = np.nextafter(w[3, 1], np.inf)  # one bit of one number
+        f[f"runs/{rid}/w"][...] = w
+    store = open_store(path)
+    quick = store.summary().set_index("run_id")
+    assert quick.loc[rid, "status"] == "ok" and not quick["verified"].any()
+    full = store.summary(verify=True).set_index("run_id")
+    assert full["verified"].all() and full.loc[rid, "status"] == "damaged"
+    assert "checksum" in full.loc[rid, "error"]
+    assert (full.drop(index=rid)["status"] == "ok").all()
+    with pytest.raises(StoreError, match="checksum"):
+        store.load(rid)
+
+
 def test_check_and_salvage(tmp_path, full_store, runs, data):
     order = [rid for _, _, rid in runs]
     assert check_store(full_store).ok and check_store(full_store).good == sorted(order)

@@ -136,6 +136,38 @@ def test_ctrl_c_keeps_finished_runs(tmp_path):
     assert rep.skipped == kept and rep.pending == 0
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("interrupts", [1, 2])
+def test_ctrl_c_exits_promptly_even_twice(tmp_path, interrupts):
+    """Ctrl-C stops the workers instead of waiting for their runs in flight (which took as
+    long as a run, 48 s under load); a second one, 0.2 s later, still exits at once with the
+    finished runs kept (the journal holds them if the final commit is cut short)."""
+    cfg = _config(tmp_path, LONGER.replace("gamma = 3e3", "gamma = 1e8"))
+    out = tmp_path / "int.h5"
+    # both cores busy besides the sweep, as when the 48 s were measured
+    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
+    try:
+        proc = _run_cli(["sweep", str(cfg), "--out", str(out), "--no-progress", "--workers", "2"])
+        assert _wait_for_runs(out, 2, proc), proc.communicate()
+        t0 = time.time()
+        for _ in range(interrupts):
+            os.killpg(proc.pid, signal.SIGINT)
+            time.sleep(0.2)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        for hog in hogs:
+            hog.kill()
+    assert time.time() - t0 < 10, err
+    assert proc.returncode in (130, -signal.SIGINT), err  # -2: Python re-raised SIGINT at exit
+    assert "Traceback" not in err and "Exception ignored" not in err, err
+    with open_store(out) as store:
+        kept = len(store.run_ids())
+    assert kept >= 2
+    rep = run_sweep(parse_config(LONGER.replace("gamma = 3e3", "gamma = 1e8")), out, workers=2,
+                    progress=False)
+    assert rep.skipped == kept and rep.pending == 0 and rep.failed == 0
+
+
 def test_second_writer_is_refused(tmp_path, capsys):
     cfg = _config(tmp_path, SMALL)
     out = tmp_path / "locked.h5"

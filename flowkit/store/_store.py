@@ -66,7 +66,7 @@ __all__ = ["Store", "open_store", "SUMMARY_COLUMNS"]
 SUMMARY_COLUMNS = ("run_id", "dataset", "depth", "alpha", "stopping", "gamma_final",
                    "margin_final", "status", "error", "nfev", "steps", "seconds",
                    "gamma_consistency", "method", "rtol", "n_points", "flowkit_version",
-                   "timestamp", "committed")
+                   "timestamp", "committed", "verified")
 _JSON_ATTRS = ("stopping", "atol", "save_at", "settings", "stats", "versions")
 _H5_ERRORS = (OSError, RuntimeError, KeyError, ValueError, TypeError)
 
@@ -128,12 +128,13 @@ class Store:
     def __exit__(self, *exc):
         self.close()
 
-    def close(self):
-        """Commit the journal (writer) and release the lock.  Idempotent."""
+    def close(self, commit=True):
+        """Commit the journal (writer; unless ``commit`` is False, when the journal stays
+        for the next writer to merge) and release the lock.  Idempotent."""
         if self._closed:
             return
         try:
-            if self.mode == "a":
+            if self.mode == "a" and commit:
                 self.commit()
         finally:
             self._closed = True
@@ -173,11 +174,14 @@ class Store:
         self._require_open()
         return sorted(set(self._journal_ids()) - self._committed())
 
-    def summary(self):
+    def summary(self, verify=False):
         """pandas DataFrame, one row per run (columns SUMMARY_COLUMNS), oldest first.
 
-        Reads attributes only (checksums are verified by ``load``); a run whose
-        attributes cannot be read shows status "damaged" and the reason in ``error``.
+        By default it reads attributes only, and its ``verified`` column is False: a run
+        whose data were damaged (a flipped bit) shows "ok" until ``load`` checks it.  With
+        ``verify=True`` every run's arrays are read and checked against its checksum (as
+        ``load`` does; the whole file is read): a run that fails shows status "damaged"
+        and the reason in ``error``, as does a run whose attributes cannot be read.
         """
         import pandas as pd
 
@@ -186,11 +190,19 @@ class Store:
         with self._open_main() as f:
             for rid in run_names(f, self.path):
                 seen.add(rid)
-                rows.append(self._row(rid, lambda rid=rid: (read_attrs(f["runs"][rid]), True)))
+                if verify:
+                    read = lambda rid=rid: (self._verified_attrs(f["runs"][rid]), True)
+                else:
+                    read = lambda rid=rid: (read_attrs(f["runs"][rid]), True)
+                rows.append(self._row(rid, read, verify))
         for rid in self._journal_ids():
             if rid not in seen:
                 # via _record: a journal file merged meanwhile is found in main
-                rows.append(self._row(rid, lambda rid=rid: self._attrs_anywhere(rid)))
+                if verify:
+                    read = lambda rid=rid: self._checked_anywhere(rid)
+                else:
+                    read = lambda rid=rid: self._attrs_anywhere(rid)
+                rows.append(self._row(rid, read, verify))
         df = pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS))
         return df.sort_values(["timestamp", "run_id"], kind="stable").reset_index(drop=True)
 
@@ -373,6 +385,17 @@ class Store:
         attrs, where = self._record(rid, verify=False, attrs_only=True)
         return attrs, where == self.path
 
+    def _checked_anywhere(self, rid):
+        rec, where = self._record(rid, verify=True)
+        return rec.attrs, where == self.path
+
+    def _verified_attrs(self, group):
+        try:
+            rec = read_run(group)
+        except _H5_ERRORS as exc:
+            raise StoreError(f"{self.path}: run {group.name} is damaged ({exc})") from None
+        return self._verified(rec, self.path, True).attrs
+
     @staticmethod
     def _attr(f, rid, key):
         try:
@@ -425,16 +448,16 @@ class Store:
                                  f"`flowkit store check` salvages the intact runs")
         return rec
 
-    def _row(self, rid, read):
+    def _row(self, rid, read, verified=False):
         """Summary row of one run; ``read()`` -> (attributes, committed)."""
         row = dict.fromkeys(SUMMARY_COLUMNS)
-        row.update(run_id=rid)
+        row.update(run_id=rid, verified=verified)
         try:
             at, row["committed"] = read()
             stats = json.loads(at.get("stats") or "{}")
             stopping = json.loads(at["stopping"])
         except (StoreError, *_H5_ERRORS) as exc:
-            row.update(status="damaged", error=str(exc), timestamp="")
+            row.update(status="damaged", error=str(exc), timestamp="", verified=verified)
             return row
         row.update({k: at.get(k) for k in ("dataset", "depth", "alpha", "gamma_final", "margin_final",
                                            "status", "error", "method", "rtol", "n_points",

@@ -15,6 +15,7 @@ import concurrent.futures as cf
 import contextlib
 import multiprocessing
 import os
+import signal
 import time
 from dataclasses import dataclass
 
@@ -80,11 +81,18 @@ def _child_env(extra):
                 os.environ[k] = v
 
 
+def _ignore_sigint():
+    # Ctrl-C reaches the whole foreground process group: only the writer acts on it
+    # (it stops the workers), so that a worker is never caught half-way in its own handler
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def _local(todo, workers):
     ctx = multiprocessing.get_context("spawn")  # no fork of a process holding threads
     with _child_env(_BLAS_ENV):  # the pool spawns its workers at the first submit
-        pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
+        pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_ignore_sigint)
         futures = {pool.submit(execute, spec): (rid, spec) for rid, spec in todo}
+    finished = False
     try:
         for fut in cf.as_completed(futures):
             rid, spec = futures[fut]
@@ -92,8 +100,17 @@ def _local(todo, workers):
                 yield rid, spec, fut.result()
             except cf.process.BrokenProcessPool:
                 yield rid, spec, None
+        finished = True
     finally:
-        pool.shutdown(wait=False, cancel_futures=True)
+        if not finished:
+            # stopped early (Ctrl-C): the runs in flight are dropped (deterministic, the next
+            # sweep computes them) instead of waited for, which could take as long as a run.
+            # The pool has no public way to stop its workers before Python 3.14, and
+            # shutdown() forgets them: take them first
+            for proc in list((getattr(pool, "_processes", None) or {}).values()):
+                with contextlib.suppress(Exception):
+                    proc.terminate()
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 class SchedulerError(FlowkitError):
@@ -190,8 +207,14 @@ def _run(specs, out, client, workers, progress, commit_every, t0):
         except KeyboardInterrupt:
             interrupted = True
         finally:
-            stream.close() if hasattr(stream, "close") else None
-            store.commit()
+            try:
+                stream.close() if hasattr(stream, "close") else None
+                store.commit()
+            except KeyboardInterrupt:
+                # a second Ctrl-C: leave at once; the finished runs are in the journal
+                # (fsynced as each arrived), which the next writer merges
+                interrupted = True
+                store.close(commit=False)
             if bar is not None:
                 bar.close()
     return SweepReport(total=total, skipped=skipped, done=done, failed=failed,
