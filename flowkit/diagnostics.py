@@ -66,7 +66,8 @@ SUPPORT_GAP = 5.0
 def _tilde(traj):
     if traj.flow is None:
         raise FlowkitError("this Trajectory carries no problem (X, y); diagnostics need it")
-    return traj.flow.problem.Xt
+    P = traj.flow.problem
+    return P.Xt * P.scale if P.scale != 1.0 else P.Xt  # the caller's data (Problem.scale)
 
 
 def normalized_margins(traj):

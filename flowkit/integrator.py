@@ -89,8 +89,9 @@ def integrate(X, y, *, depth, alpha, gamma=None, loss=None, mu=None, save_at=Non
         raise ParameterError(f"unknown model {model!r}; choose one of {list(MODELS)}")
     if isinstance(max_steps, bool) or not isinstance(max_steps, (int, np.integer)) or max_steps < 1:
         raise ParameterError(f"max_steps must be a positive integer; got {max_steps!r}")
-    problem = Problem.build(X, y, depth, alpha)
-    rule = resolve_stopping_rule(gamma=gamma, loss=loss, mu=mu, log_alpha_D=problem.log_alpha_D)
+    # the network flow scales its data (Problem.scale); the linearised model runs them as given
+    problem = Problem.build(X, y, depth, alpha, scaled=model == "nonlinear")
+    rule = resolve_stopping_rule(gamma=gamma, loss=loss, mu=mu, log_alpha_D=problem.given_log_alpha_D)
     grid = save_points(rule, save_at, points_per_decade)
     flow_cls, chosen = select(problem, gamma=rule.gamma, method=method, rtol=rtol, atol=atol,
                               linalg=linalg, model=model)

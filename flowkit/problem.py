@@ -16,15 +16,17 @@ from scipy.optimize import linprog, nnls
 from ._memo import ArrayMemo
 from .exceptions import DataError, NotSeparableError, NumericalRangeError, ParameterError
 
-__all__ = ["Problem", "validate_data", "separable_tilde", "positive_float", "separability_margin", "l2_max_margin_direction"]
+__all__ = ["Problem", "data_scale", "validate_data", "separable_tilde", "positive_float", "separability_margin", "l2_max_margin_direction"]
 
 # Data count as separable when the LP margin (X scaled to max |x| = 1) exceeds this: below
 # it the flow's margins grow too slowly to be told from rounding
 SEPARABLE_MIN = 1e-9
 
-# Data scales max |x| on which integration is validated (benchmark: ŵ against the
-# covariant run on X/c with alpha c^(1/D), to 2e-11 at 1e-6 and 2e-13 up to 1e40; it fails
-# past ~1e110 and loses digits below 1e-6)
+# Data scales max |x| on which the models that run their data unscaled (the linearised
+# model, the GD baselines) are validated: the network flow's coordinates key on alpha^D
+# while its dynamics depend on alpha^D max |x|, so unscaled it lost digits below 1e-6
+# (w_hat against the covariant run on X/c with alpha c^(1/D): 2e-11 at 1e-6, 4e-9 at
+# 1e-8, 1e-2 at 1e-20) and failed past ~1e110.  The network flow scales (Problem.scale).
 DATA_SCALE_RANGE = (1e-6, 1e40)
 
 # Largest |log(alpha^D)| handled: the flow starts at gamma~ = 1e-14, where
@@ -179,6 +181,13 @@ def _l2_dual(Xt):
     return w
 
 
+def data_scale(Xt):
+    """1 for max |x̃| in [2^-16, 2^16] (results as without scaling, bit for bit), else the
+    power of two nearest below max |x̃|."""
+    e = math.frexp(float(np.max(np.abs(Xt))))[1] - 1
+    return 1.0 if abs(e) <= 16 else math.ldexp(1.0, e)
+
+
 def _check_scale(Xt, depth):
     """NumericalRangeError for data whose scale max |x| lies outside DATA_SCALE_RANGE."""
     top = float(np.max(np.abs(Xt)))
@@ -186,7 +195,8 @@ def _check_scale(Xt, depth):
     if not lo <= top <= hi:
         raise NumericalRangeError(
             f"max |x| = {top:.3g} is outside [{lo:g}, {hi:g}], the data scales on which flowkit's "
-            "integration is validated (below 1e-6 its accuracy falls: 4e-9 at 1e-8, 2e-6 at 1e-16). "
+            "integration is validated unscaled (below 1e-6 its accuracy falls: 4e-9 at 1e-8, 2e-6 at "
+            "1e-16); the network flow (flowkit.integrate) scales its data itself, this model does not. "
             "The flow is scale-covariant: integrate X/c with alpha*c**(1/depth) instead (c = max |x|); "
             "that run's gamma~ and margin are this one's, its w, w_hat are c times this one's")
 
@@ -231,21 +241,46 @@ class Problem:
     Xt: np.ndarray = field(repr=False)
     log_alpha_D: float
     gamma2: float  # ℓ2 margin of the data (Lemma 3)
+    # Xt, log_alpha_D and gamma2 describe the data divided by ``scale`` (a power of two, so
+    # exactly) and alpha^D multiplied by it: the same flow (math.md's equations are
+    # covariant: w -> w/c, t -> t c^(-2/D), same margins and gamma~), integrated where
+    # flowkit's coordinates keep their digits.  X, y, alpha are the caller's.
+    scale: float = 1.0
 
     @classmethod
-    def build(cls, X, y, depth, alpha):
+    def build(cls, X, y, depth, alpha, *, scaled=False):
+        """The validated problem.  ``scaled``: the network flow's form, its data scaled to
+        max |x̃| near 1 when outside [2^-16, 2^16] (Trajectory.from_states maps back);
+        otherwise the data as given, within DATA_SCALE_RANGE."""
         X, y = validate_data(X, y)
         depth = _check_depth(depth)
         alpha = positive_float("alpha", alpha)
         log_alpha_D = depth * math.log(alpha)
-        if abs(log_alpha_D) > _MAX_LOG_ALPHA_D:
+        if abs(log_alpha_D) > _MAX_LOG_ALPHA_D and not scaled:
             raise NumericalRangeError(
                 f"alpha^depth = 10^{log_alpha_D / math.log(10):.0f} is outside the float64 range "
                 f"flowkit supports (|D log10 alpha| <= {_MAX_LOG_ALPHA_D / math.log(10):.0f})")
         Xt, gamma2 = _dataset_facts(X, y)
-        _check_scale(Xt, depth)
-        return cls(X=X, y=y, depth=depth, alpha=alpha, Xt=Xt,
-                   log_alpha_D=log_alpha_D, gamma2=gamma2)
+        if not scaled:
+            _check_scale(Xt, depth)
+            return cls(X=X, y=y, depth=depth, alpha=alpha, Xt=Xt,
+                       log_alpha_D=log_alpha_D, gamma2=gamma2)
+        s = data_scale(Xt)
+        inner = log_alpha_D + math.log(s)
+        if abs(inner) > _MAX_LOG_ALPHA_D:
+            scale_note = "" if s == 1.0 else f" x max |x| ~ 2^{math.frexp(s)[1] - 1}"
+            raise NumericalRangeError(
+                f"alpha^depth{scale_note} = 10^{inner / math.log(10):.0f} is outside the float64 range "
+                f"flowkit supports (|D log10 alpha| <= {_MAX_LOG_ALPHA_D / math.log(10):.0f}, for data "
+                "of scale max |x| ~ 1: the flow depends on alpha^D and the data's scale through "
+                "their product)")
+        return cls(X=X, y=y, depth=depth, alpha=alpha, Xt=Xt / s if s != 1.0 else Xt,
+                   log_alpha_D=inner, gamma2=gamma2 / s, scale=s)
+
+    @property
+    def given_log_alpha_D(self):
+        """D log alpha of the caller's alpha (stopping rules are stated in it)."""
+        return self.depth * math.log(self.alpha)
 
     @property
     def n_samples(self):

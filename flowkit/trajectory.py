@@ -53,6 +53,10 @@ class Trajectory:
         stats = dict(stats, method=flow.method, rtol=flow.rtol, atol=flow.atol.tolist(),
                      linalg=flow.linalg, step=flow.step,
                      invariants=invariants(P, gamma, delta, margin, gamma_state, log_time))
+        if P.scale != 1.0:  # the flow ran on X/s with alpha^D s (Problem.scale): back to X
+            w = w / P.scale
+            log_time = log_time - (2.0 / D) * math.log(P.scale)
+            stats["data_scale"] = P.scale
         return cls(gamma=gamma, w=w, margin=margin, w_hat=w / margin[:, None],
                    theta=math.log(P.alpha) + delta, log_time=log_time, state=np.array(states),
                    stats=stats, depth=P.depth, alpha=P.alpha, stopping=stopping, flow=flow)

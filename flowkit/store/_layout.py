@@ -258,7 +258,7 @@ def trajectory_from_record(rec, *, flow=True):
         options = {} if linalg == "dual" else {"linalg": linalg}
         if stats.get("step", "scipy") == "compiled":  # at() on the run's own step
             options["step"] = "compiled"
-        fl = cls(Problem.build(a["X"], a["y"], depth, alpha), method=at["method"],
+        fl = cls(Problem.build(a["X"], a["y"], depth, alpha, scaled=True), method=at["method"],
                  rtol=float(at["rtol"]), atol=np.asarray(stats["atol"], dtype=float), **options)
     return Trajectory(gamma=a["gamma"], w=a["w"], margin=a["margin"], w_hat=a["w_hat"],
                       theta=a["theta"], log_time=a["log_time"], state=a["state"], stats=stats,

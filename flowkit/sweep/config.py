@@ -255,21 +255,21 @@ def _check_runs(r, data, depths, alphas, rules):
     key to blame: so that a sweep that cannot run fails here, before its store exists."""
     for name, X, y in data:
         try:  # the data's checks (separability: an LP), cached per dataset for the runs
-            Problem.build(X, y, 2, 1.0)
+            Problem.build(X, y, 2, 1.0, scaled=True)
         except FlowkitError as exc:
             r.fail("sweep.datasets", f"{name!r}: {exc}", "sweep")
-    X, y = data[0][1], data[0][2]
     for D in depths:
         for a in alphas:
-            try:  # alpha^D's range; the dataset plays no part in it
-                problem = Problem.build(X, y, D, a)
-            except FlowkitError as exc:
-                r.fail("sweep.alphas", f"alpha = {a!r} at depth {D}: {exc}", "sweep")
+            for name, X, y in data:  # the range of alpha^D times the data's scale
+                try:
+                    problem = Problem.build(X, y, D, a, scaled=True)
+                except FlowkitError as exc:
+                    r.fail("sweep.alphas", f"alpha = {a!r} at depth {D} on {name!r}: {exc}", "sweep")
             for rule in rules:
                 kind = next(iter(rule))
                 target = {"gamma": rule["gamma_max"]} if kind == "excess_l1" else rule
                 try:
-                    resolve_stopping_rule(**target, log_alpha_D=problem.log_alpha_D)
+                    resolve_stopping_rule(**target, log_alpha_D=problem.given_log_alpha_D)
                 except FlowkitError as exc:
                     key = "gamma_max" if kind == "excess_l1" else kind
                     r.fail(f"stop.{key}", f"{exc} (depth {D}, alpha {a!r})", "stop")
