@@ -188,15 +188,15 @@ def data_scale(Xt):
     return 1.0 if abs(e) <= 16 else math.ldexp(1.0, e)
 
 
-def _check_scale(Xt, depth):
+def _check_scale(Xt):
     """NumericalRangeError for data whose scale max |x| lies outside DATA_SCALE_RANGE."""
     top = float(np.max(np.abs(Xt)))
     lo, hi = DATA_SCALE_RANGE
     if not lo <= top <= hi:
         raise NumericalRangeError(
-            f"max |x| = {top:.3g} is outside [{lo:g}, {hi:g}], the data scales on which flowkit's "
-            "integration is validated unscaled (below 1e-6 its accuracy falls: 4e-9 at 1e-8, 2e-6 at "
-            "1e-16); the network flow (flowkit.integrate) scales its data itself, this model does not. "
+            f"max |x| = {top:.3g} is outside [{lo:g}, {hi:g}], the data scales on which this model, "
+            "which runs its data as given, is validated (the network flow, run so, lost digits below "
+            "1e-6: 4e-9 at 1e-8; flowkit.integrate's network flow scales its data itself). "
             "The flow is scale-covariant: integrate X/c with alpha*c**(1/depth) instead (c = max |x|); "
             "that run's gamma~ and margin are this one's, its w, w_hat are c times this one's")
 
@@ -262,7 +262,7 @@ class Problem:
                 f"flowkit supports (|D log10 alpha| <= {_MAX_LOG_ALPHA_D / math.log(10):.0f})")
         Xt, gamma2 = _dataset_facts(X, y)
         if not scaled:
-            _check_scale(Xt, depth)
+            _check_scale(Xt)
             return cls(X=X, y=y, depth=depth, alpha=alpha, Xt=Xt,
                        log_alpha_D=log_alpha_D, gamma2=gamma2)
         s = data_scale(Xt)
