@@ -17,7 +17,7 @@ import time
 import numpy as np
 
 from ..exceptions import NumericalRangeError, ParameterError
-from ..problem import _check_depth, positive_float, separable_tilde
+from ..problem import _check_depth, data_scale, positive_float, separable_tilde
 from .common import L1Face, MaxMargin
 from .l1 import solve_l1
 from .l2 import solve_l2
@@ -39,15 +39,6 @@ def check_mu(mu):
             f"[{MU_RANGE[0]:g}, {MU_RANGE[1]:g}]; use kind='l2' for mu -> inf "
             "(and kind='l1' or 'l2/D' for mu -> 0)")
     return mu
-
-
-def _data_scale(Xt):
-    """1 for data of ordinary scale (max |x̃| in [2^-16, 2^16]: results bit for bit as
-    solved), else the power of two nearest max |x̃|.  The solvers' tolerances (HiGHS's,
-    NNLS's) are absolute and their Gram products square the scale."""
-    top = float(np.max(np.abs(Xt)))
-    e = math.frexp(top)[1] - 1
-    return 1.0 if abs(e) <= 16 else math.ldexp(1.0, e)
 
 
 # each kind's dual and objective on data s·X̃ in terms of those on X̃ (w scales as 1/s):
@@ -91,7 +82,7 @@ def max_margin(X, y, kind, *, mu=None, depth=2, starts=32, seed=0):
         raise ParameterError(f"mu applies to kind='Q' only; got mu={mu!r} with kind={kind!r}")
     depth = _check_depth(depth)
     Xt = separable_tilde(X, y)
-    s = _data_scale(Xt)
+    s = data_scale(Xt)  # the network flow's scaling (problem.py): solver tolerances are absolute
     if kind == "Q":
         # Q^D_μ on s·X̃ is Q^D_{sμ} on X̃ (w scaled by 1/s): the range holds for sμ
         mu = positive_float("mu", mu)
