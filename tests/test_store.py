@@ -646,6 +646,75 @@ def test_check_and_salvage(tmp_path, full_store, runs, data):
     assert main_check(full_store, stream=open(os.devnull, "w")) == 0
 
 
+def _data_ends(path):
+    """run id -> last byte of its array chunks, from HDF5's own chunk index."""
+    with h5py.File(path, "r") as f:
+        return {rid: max(info.byte_offset + info.size for ds in g.values() if ds.chunks
+                         for info in map(ds.id.get_chunk_info, range(ds.id.get_num_chunks())))
+                for rid, g in f["runs"].items()}
+
+
+def test_salvage_recovers_every_run_before_the_cut(tmp_path, full_store, runs):
+    """A store cut short loses its run index (rewritten at the end by every commit): the
+    runs are found by their object headers, and each run's metadata follows its own
+    data, so every run whose chunks precede the cut is recovered, except at most the one
+    the cut goes through (its metadata is after its data)."""
+    ref = open_store(full_store)
+    ends, size = _data_ends(full_store), os.path.getsize(full_store)
+    for frac in (0.2, 0.35, 0.5, 0.65, 0.8, 0.95):
+        cut = _damaged(tmp_path, full_store, f"front{frac}.h5", lambda fh, n, frac=frac: fh.truncate(int(n * frac)))
+        before = {rid for rid, end in ends.items() if end <= int(size * frac)}
+        report = salvage(cut, str(tmp_path / f"front{frac}.salvaged.h5"))
+        assert len(report.salvaged) >= len(before) - 1, (frac, report.describe())
+        assert report.scanned and set(report.salvaged) <= before
+        back = open_store(report.salvaged_to)
+        for rid in report.salvaged:
+            _equal_runs(back, ref, rid)
+    assert len(_data_ends(full_store)) == len(runs) and len(before) >= len(runs) - 1
+
+
+def test_object_header_scan_finds_every_run_group(full_store, runs):
+    """The scan's addresses against HDF5's own (H5Oget_info) for every group, and
+    non-groups and non-headers are passed over."""
+    from flowkit.store import _scan
+    with h5py.File(full_store, "r") as f:
+        groups = {h5py.h5o.get_info(g.id).addr: rid for rid, g in f["runs"].items()}
+        datasets = {h5py.h5o.get_info(ds.id).addr for g in f["runs"].values() for ds in g.values()}
+        found = _scan.object_headers(full_store)
+        assert set(groups) <= set(found) and len(groups) == len(runs)
+        for address in found:
+            g = _scan.open_group_at(f, address)
+            if address in groups:
+                assert g.attrs["run_id"] == groups[address] and g.name == f"/runs/{groups[address]}"
+            elif address in datasets:
+                assert g is None
+        assert all(_scan.open_group_at(f, a) is None for a in (1, 7, min(groups) + 1, 1 << 40))
+
+
+def test_salvage_prefers_a_success_over_a_failure_of_the_same_run(tmp_path, runs, data):
+    """The header search finds every intact group in the bytes, linked or not, so a run
+    can turn up twice: a stored failure and the success that replaced it (HDF5 does
+    not zero a freed header).  Salvage keeps the success, whichever comes first."""
+    from flowkit.store import _layout
+    X, y = data
+    (s0, t0, r0), (s1, t1, r1) = runs[:2]
+    fail = _layout.record_failure(X=X, y=y, dataset="fig4a", settings=s0, error="IntegrationError: x")
+    ok0 = _layout.record_from_trajectory(t0, X=X, y=y, dataset="fig4a", settings=s0)
+    ok1 = _layout.record_from_trajectory(t1, X=X, y=y, dataset="fig4a", settings=s1)
+    for first, second in ((fail, ok0), (ok0, fail)):
+        path = str(tmp_path / f"twice-{first.attrs['status']}.h5")
+        _layout.create_store_file(path, [first, ok1])
+        with h5py.File(path, "r+") as f:  # the first copy moves out of the index
+            f.create_group("attic")
+            f.move(f"runs/{r0}", f"attic/{r0}")
+            _layout.write_run(f["runs"], second)
+        cut = _damaged(tmp_path, path, "cut-" + os.path.basename(path), lambda fh, n: fh.truncate(n - 1))
+        report = salvage(cut, str(tmp_path / ("out-" + os.path.basename(path))))
+        back = open_store(report.salvaged_to)
+        assert report.salvaged == sorted([r0, r1]) and back.info(r0)["status"] == "ok"
+        assert np.array_equal(back.load(r0, flow=False).w, t0.w)
+
+
 def test_salvage_includes_the_journal(tmp_path, runs, data):
     path = str(tmp_path / "s.h5")
     _write_all(path, runs[:2], data)
@@ -670,8 +739,8 @@ def test_check_survives_a_crashing_or_hanging_hdf5(tmp_path, full_store, runs, m
     crash, hang = runs[0][2], runs[1][2]
     real = _check.read_run
 
-    def flaky(group):
-        rid = group.name.rsplit("/", 1)[-1]
+    def flaky(group, run_id=None):
+        rid = run_id or group.name.rsplit("/", 1)[-1]
         if rid == crash:  # dies as abruptly as a segfault, without pytest's faulthandler dump
             os.kill(os.getpid(), signal.SIGKILL)
         if rid == hang:
@@ -682,6 +751,25 @@ def test_check_survives_a_crashing_or_hanging_hdf5(tmp_path, full_store, runs, m
     report = salvage(full_store, str(tmp_path / "out.h5"), timeout=1.0)
     assert "crashed" in report.bad[crash] and "hung" in report.bad[hang]
     assert report.salvaged == sorted({r for _, _, r in runs} - {crash, hang})
+
+
+def test_header_search_survives_a_crashing_hdf5(tmp_path, full_store, runs, monkeypatch):
+    """Opening an object by address on a damaged file happens in the child too: a crash
+    there costs that object (reported as unidentified), not the search."""
+    with h5py.File(full_store, "r") as f:
+        victim = h5py.h5o.get_info(f["runs"][runs[1][2]].id).addr
+    real = _check.open_group_at
+
+    def flaky(f, address):
+        if address == victim:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return real(f, address)
+
+    monkeypatch.setattr(_check, "open_group_at", flaky)
+    cut = _damaged(tmp_path, full_store, "cut.h5", lambda fh, n: fh.truncate(int(n * 0.7)))
+    report = salvage(cut, str(tmp_path / "out.h5"), timeout=5.0)
+    assert "crashed" in report.unidentified[f"(an object at byte {victim})"]
+    assert runs[0][2] in report.salvaged and report.scanned
 
 
 def test_damaged_journal_file_is_set_aside_and_recomputed(tmp_path, runs, data):

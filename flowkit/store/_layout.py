@@ -319,7 +319,13 @@ def write_run(runs, rec, first_dimid=None):
                               {"long_name": "u+ (theta[:, 0]) and u- (theta[:, 1])"}, {}))
     if first_dimid is None:
         first_dimid = next_dimid(runs)
-    return write_group(runs, rec.run_id, dims, variables, rec.attrs, first_dimid)
+    nxt = write_group(runs, rec.run_id, dims, variables, rec.attrs, first_dimid)
+    # HDF5 gives heap blocks and B-tree nodes their file addresses only when it flushes
+    # them (until then they live at temporary addresses); flushed here, each run's
+    # metadata lands right after its own data instead of at the end of the whole
+    # commit, so a file cut short keeps every run before the cut whole (_scan.py)
+    runs.file.flush()
+    return nxt
 
 
 def _py(value):
@@ -339,10 +345,11 @@ def read_attrs(group):
     return {k: _py(v) for k, v in group.attrs.items() if not k.startswith("_")}
 
 
-def read_run(group):
-    """RunRecord from an h5py group runs/<run_id> (not verified: see RunRecord.verify)."""
+def read_run(group, run_id=None):
+    """RunRecord from an h5py group runs/<run_id> (not verified: see RunRecord.verify).
+    ``run_id``: the name it is filed under, for a group opened by address, which has none."""
     arrays = {name: np.asarray(group[name][()], dtype="<f8") for name in VARIABLES if name in group}
-    return RunRecord(group.name.rsplit("/", 1)[-1], arrays, read_attrs(group))
+    return RunRecord(run_id or group.name.rsplit("/", 1)[-1], arrays, read_attrs(group))
 
 
 def _open_error(path, exc):
@@ -367,8 +374,10 @@ def _size(path):
         return -1
 
 
-def open_root(path):
-    """The store file at ``path`` opened read-only after checking it is one (StoreError)."""
+def open_root(path, need_runs=True):
+    """The store file at ``path`` opened read-only after checking it is one (StoreError).
+    ``need_runs=False``: a store whose /runs group is unreadable is still opened (the
+    check searches such a file for its runs)."""
     try:
         f = h5py.File(path, "r")
     except FileNotFoundError:
@@ -384,7 +393,7 @@ def open_root(path):
         if version > SCHEMA_VERSION:
             raise StoreError(f"{path}: written with store schema {version}; this flowkit reads "
                              f"schema <= {SCHEMA_VERSION} (upgrade flowkit)")
-        if not isinstance(f.get("runs"), h5py.Group):
+        if need_runs and not isinstance(f.get("runs"), h5py.Group):
             raise StoreError(f"{path}: not a flowkit store (no /runs group)")
     except StoreError:
         f.close()
@@ -399,7 +408,10 @@ def open_root(path):
 def run_names(f, path):
     """Run ids in an open store file (StoreError if the run index cannot be read)."""
     try:
-        return list(f["runs"].keys())
+        runs = f["runs"]
+        if not isinstance(runs, h5py.Group):
+            raise KeyError("/runs is not a group")
+        return list(runs.keys())
     except (OSError, RuntimeError, KeyError, ValueError) as exc:
         raise StoreError(f"{path}: cannot list the runs ({exc}); `flowkit store check {path}` "
                          "reports and salvages what is readable") from None
