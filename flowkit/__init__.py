@@ -3,7 +3,8 @@ separable data with the exp-loss, to any training accuracy (Moroshko et al., 202
 
 Entry point: :func:`integrate` (``model="linearized"``: the tangent-kernel model).
 Discrete baselines (GD, the paper's normalised GD): :mod:`flowkit.baselines`.  The
-solutions trajectories tend to: :func:`max_margin` and :func:`q_path`; where a trajectory stands: :mod:`flowkit.diagnostics`.  Many runs:
+solutions trajectories tend to: :func:`max_margin` and :func:`q_path` (classification),
+:func:`min_potential` (squared-loss regression); where a trajectory stands: :mod:`flowkit.diagnostics`.  Many runs:
 :func:`open_store` (HDF5) and :mod:`flowkit.sweep` (``flowkit sweep CONFIG --out FILE.h5``).
 Math: math.md of the project's reference.
 """
@@ -21,15 +22,17 @@ _LAZY = {
     "gamma_from_loss": "stopping", "METHODS": "flow", "CompiledRadau": "compiled",
     "max_margin": "maxmargin", "MaxMargin": "maxmargin", "L1Face": "maxmargin",
     "q_path": "qpath", "QPath": "qpath", "Kink": "qpath",
+    "min_potential": "minpotential", "Interpolator": "minpotential", "NoInterpolatorError": "minpotential",
     "open_store": "store", "StoreError": "store", "StoreLockedError": "store",
 }
 _SUBMODULES = {"baselines", "linearized", "datasets", "diagnostics", "potentials", "events", "symbolic", "store", "sweep",
-               "maxmargin", "qpath", "integrator", "trajectory", "problem", "stopping", "flow",
+               "maxmargin", "minpotential", "qpath", "integrator", "trajectory", "problem", "stopping", "flow",
                "cli", "exceptions", "compiled"}
 
 __all__ = [
     "integrate", "baselines", "Trajectory", "Problem", "datasets", "gamma_from_loss", "METHODS", "CompiledRadau",
     "max_margin", "MaxMargin", "L1Face", "q_path", "QPath", "Kink", "diagnostics", "potentials",
+    "min_potential", "Interpolator", "NoInterpolatorError",
     "open_store", "StoreError", "StoreLockedError",
     "FlowkitError", "DataError", "NotSeparableError", "ParameterError", "StoppingRuleError",
     "NumericalRangeError", "IntegrationError", "__version__",

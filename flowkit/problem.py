@@ -36,6 +36,16 @@ _MAX_LOG_ALPHA_D = 600.0
 
 def validate_data(X, y):
     """Return (X, y) as float64 arrays after checking shapes, finiteness and labels."""
+    X, y = validate_arrays(X, y)
+    if not np.all(np.isin(y, (-1.0, 1.0))):
+        bad = [float(v) for v in np.unique(y) if v not in (-1.0, 1.0)]
+        raise DataError(f"labels must be -1 or +1; found {bad[:5]}")
+    return X, y
+
+
+def validate_arrays(X, y):
+    """Return (X, y) as float64 arrays after checking shapes and finiteness: X is N x d,
+    y has N entries (labels or regression targets)."""
     for name, arr in (("X", X), ("y", y)):
         try:
             dtype = np.asarray(arr).dtype
@@ -63,9 +73,8 @@ def validate_data(X, y):
     if not np.all(np.isfinite(X)):
         bad = np.argwhere(~np.isfinite(X))[0]
         raise DataError(f"X contains NaN or inf (first at row {bad[0]}, column {bad[1]})")
-    if not np.all(np.isfinite(y)) or not np.all(np.isin(y, (-1.0, 1.0))):
-        bad = [float(v) for v in np.unique(y) if v not in (-1.0, 1.0)]
-        raise DataError(f"labels must be -1 or +1; found {bad[:5]}")
+    if not np.all(np.isfinite(y)):
+        raise DataError(f"y contains NaN or inf (first at index {int(np.argmax(~np.isfinite(y)))})")
     return X, y
 
 

@@ -1,0 +1,120 @@
+"""Minimum-potential interpolators: where squared-loss gradient flow on a diagonal
+network ends (regression; the classification limits are flowkit.max_margin's).
+
+Why the flow ends there (Woodworth et al. 2020, "Kernel and rich regimes in
+overparametrized models", Theorem 1 and its depth-D form).  With L(w) = ½‖Xw − y‖²,
+r = Xw − y, g = Xᵀr and u±(0) = α·1, the flow u̇± = ∓D u±^{D−1} g integrates in closed
+form per coordinate:
+
+* D = 2: u± = α exp(∓2G), G = ∫₀ᵗ g, so w = u+² − u−² = α² · 2 sinh(−4G) = α² h_2(v);
+* D > 2: d(u±^{2−D})/dt = ±D(D−2) g, so u±^D = α^D (1 ∓ v)^{−D/(D−2)} with
+  v = −D(D−2) α^{D−2} G, and w = α^D h_D(v) on |v| < 1;
+
+and G = Xᵀ(∫r), so v = Xᵀν for some ν ∈ R^N at every time (h_D and its inverse q_D' as in
+flowkit.potentials, math.md "Implicit-bias potentials").  A limit w∞ with X w∞ = y and
+h_D^{-1}(w∞/α^D) = Xᵀν is the KKT point of
+
+    min  Q^D_α(w) = α^D Σ_i q_D(w_i/α^D)   s.t.  X w = y,
+
+strictly convex, so it is the unique minimiser.  With no interpolator (y outside
+range(X), e.g. N > d), the flow still keeps v in range(Xᵀ) and its limit is stationary
+for L, Xᵀ(Xw − y) = 0: the same problem with y replaced by its projection P y onto
+range(X) (``least_squares=True``).  As α → ∞, Q^D_α → const·‖w‖₂² (the minimum-ℓ2
+interpolator, kind "l2"); as α → 0, α^D Q^D_α/… → ‖w‖₁ (basis pursuit, kind "l1";
+potentials.py gives the constants).
+
+One facade, one file per problem: ``q`` (Newton on the equality-constrained convex
+problem), ``l1`` (HiGHS LP with a uniqueness certificate), ``l2`` (pseudo-inverse);
+each returns an :class:`Interpolator` with its KKT certificate (common.py).
+"""
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from .. import potentials as P
+from ..exceptions import NumericalRangeError, ParameterError
+from ..problem import _check_depth, positive_float, validate_arrays
+from .common import Interpolator, NoInterpolatorError, feasibility, reduce
+from .l1 import solve_l1, subgradient_residual
+from .l2 import solve_l2
+from .q import solve_q, stationarity
+
+__all__ = ["min_potential", "Interpolator", "NoInterpolatorError", "KINDS", "Z_RANGE"]
+
+KINDS = ("Q", "l1", "l2")
+# max |w|/α^D of the minimum-ℓ2 interpolator within which the Q solver is tested
+# (tests/test_minpotential.py, at both ends).  Above 1e21 its Newton iteration fails on
+# some data (D = 2 at 1e24, D = 5 at 1e26: the curvatures then span more than the QR
+# of the KKT system resolves) -- for D > 2 the Q interpolator is the ℓ1 one to
+# rounding there (measured; D = 2 approaches it only like 1/log(1/α)); below 1e-100 it
+# is the ℓ2 one to rounding.
+Z_RANGE = (1e-100, 1e21)
+
+
+def min_potential(X, y, kind, *, alpha=None, depth=2, least_squares=False):
+    """The interpolator of (X, y) minimising Q^D_α (``kind="Q"``, needs ``alpha``), ‖w‖₁
+    ("l1", the α → 0 limit) or ‖w‖₂ ("l2", the α → ∞ limit), subject to X w = y -- or,
+    with ``least_squares``, to X w = P y (P the projection onto range(X)): the solution
+    squared-loss gradient flow from u± = α·1 tends to.
+
+    Returns an :class:`Interpolator` (``w``, ``dual``, ``kkt_residual``, ``objective``,
+    ``residual`` = ‖Xw − y‖₂, ``unique``).  Raises NoInterpolatorError if X w = y has no
+    solution and ``least_squares`` is False.
+    """
+    if kind not in KINDS:
+        raise ParameterError(f"kind must be one of {', '.join(map(repr, KINDS))}; got {kind!r}")
+    if kind == "Q" and alpha is None:
+        raise ParameterError("kind='Q' needs alpha (the initialisation scale, > 0)")
+    if kind != "Q" and alpha is not None:
+        raise ParameterError(f"alpha applies to kind='Q' only; got alpha={alpha!r} with kind={kind!r}")
+    if not isinstance(least_squares, (bool, np.bool_)):
+        raise ParameterError(f"least_squares must be True or False; got {least_squares!r}")
+    depth = _check_depth(depth)
+    X, y = validate_arrays(X, y)
+    if kind == "Q":
+        alpha = positive_float("alpha", alpha)
+        log_mu = depth * math.log(alpha)
+        if not -690.0 < log_mu < 690.0:
+            raise NumericalRangeError(f"alpha^D = exp({log_mu:.4g}) is outside float64; "
+                                      "use kind='l1' (alpha -> 0) or 'l2' (alpha -> inf)")
+    t0 = time.perf_counter()
+    # one BLAS thread: these matrices are small, and threaded OpenBLAS on them is up to
+    # 100x slower when the cores are busy (measured: a 200 x 50 QR, 0.3 ms -> 30 ms)
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _solve(X, y, kind, alpha, depth, bool(least_squares), t0)
+
+
+def _solve(X, y, kind, alpha, depth, least_squares, t0):
+    red = reduce(X, y, least_squares)
+    info = dict(rank=int(red.A.shape[0]), outside_range=red.outside)
+    if kind == "l2":
+        w, lam, stat = solve_l2(red)
+        objective, unique = float(np.linalg.norm(w)), True
+    elif kind == "l1":
+        w, lam, unique, slack = solve_l1(red)
+        stat, objective = subgradient_residual(red.A, w, lam), float(np.sum(np.abs(w)))
+        info["uniqueness_slack"] = slack
+    else:
+        mu = alpha ** depth
+        z_l2 = float(np.max(np.abs(solve_l2(red)[0]))) / mu
+        if not Z_RANGE[0] <= z_l2 <= Z_RANGE[1]:
+            raise NumericalRangeError(
+                f"max |w|/alpha^D = {z_l2:.3g} for these data at alpha = {alpha:g}, depth {depth} "
+                f"is outside the range the Q solver is validated for [{Z_RANGE[0]:g}, {Z_RANGE[1]:g}]; "
+                "use kind='l1' for alpha -> 0 or 'l2' for alpha -> inf")
+        z, lam, iterations, stat = solve_q(red, mu, depth)
+        w = mu * z
+        objective, unique = mu * float(np.sum(P.q(z, depth))), True
+        info["newton_iterations"] = iterations
+        stat, lam = stationarity(red.A, z, depth)
+    kkt = max(stat, feasibility(X, w, red.y_hat))
+    info["seconds"] = time.perf_counter() - t0
+    return Interpolator(kind=kind, w=w, dual=red.dual(lam), kkt_residual=kkt, objective=objective,
+                        residual=float(np.linalg.norm(X @ w - y)), least_squares=bool(least_squares),
+                        depth=depth if kind == "Q" else None, alpha=alpha if kind == "Q" else None,
+                        unique=unique, info=info)
+
