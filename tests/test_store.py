@@ -772,6 +772,69 @@ def test_header_search_survives_a_crashing_hdf5(tmp_path, full_store, runs, monk
     assert runs[0][2] in report.salvaged and report.scanned
 
 
+def test_salvage_searches_a_store_whose_root_is_damaged(tmp_path, full_store, runs):
+    """One byte of the root's metadata (the root group's header, or the global heap with
+    its attribute strings) made the whole file "unreadable" although every run was
+    intact: the header search now runs there too."""
+    with h5py.File(full_store, "r") as f:
+        runs_at = h5py.h5o.get_info(f["runs"].id).addr
+    heap_at = open(full_store, "rb").read().find(b"GCOL")
+
+    def flip(at, mask):
+        def how(fh, n):
+            fh.seek(at)
+            byte = fh.read(1)[0]
+            fh.seek(at)
+            fh.write(bytes([byte ^ mask]))
+        return how
+
+    for name, how in (("header.h5", flip(runs_at - 18, 0xFF)), ("heap.h5", flip(heap_at + 25, 0x5A))):
+        bad = _damaged(tmp_path, full_store, name, how)
+        report = salvage(bad, str(tmp_path / f"out-{name}"))
+        assert report.root_error and not report.ok, name
+        assert report.salvaged == sorted(r for _, _, r in runs), (name, report.describe())
+        assert main_check(bad, str(tmp_path / f"cli-{name}"), stream=open(os.devnull, "w")) == 1
+
+
+def test_an_unreadable_index_is_damage_even_without_the_search(tmp_path, full_store, monkeypatch):
+    with h5py.File(full_store, "r") as f:
+        runs_at = h5py.h5o.get_info(f["runs"].id).addr
+    bad = _damaged(tmp_path, full_store, "idx.h5",
+                   lambda fh, n: (fh.seek(runs_at + 8), fh.write(b"\0" * 64)))
+    monkeypatch.setattr(_check, "scan_available", lambda: False)
+    report = check_store(bad)
+    assert not report.ok and report.index_error and report.scan_unavailable and not report.scanned
+    assert "not searched for" in report.describe()
+    assert main_check(bad, stream=open(os.devnull, "w")) == 2
+
+
+def test_a_hanging_run_costs_one_timeout(tmp_path, full_store, runs, monkeypatch):
+    """A run that hangs when read through the index is not read again by the search."""
+    hang = runs[1][2]
+    real = _check.read_run
+
+    def slow(group, run_id=None):
+        if (run_id or group.name.rsplit("/", 1)[-1]) == hang:
+            time.sleep(600)
+        return real(group, run_id)
+
+    monkeypatch.setattr(_check, "read_run", slow)
+    cut = _damaged(tmp_path, full_store, "cut1.h5", lambda fh, n: fh.truncate(n - 1))
+    t0 = time.perf_counter()
+    report = check_store(cut, timeout=1.0)
+    assert "hung" in report.bad[hang] and not report.unidentified, report.describe()
+    assert time.perf_counter() - t0 < 10
+
+
+def test_check_refuses_a_directory_and_a_missing_output_folder(tmp_path, full_store):
+    with pytest.raises(StoreError, match="a directory"):
+        check_store(tmp_path)
+    cut = _damaged(tmp_path, full_store, "half.h5", lambda fh, n: fh.truncate(n // 2))
+    with pytest.raises(StoreError, match="does not exist"):
+        salvage(cut, str(tmp_path / "missing" / "x.h5"))
+    assert main_check(str(tmp_path), stream=open(os.devnull, "w")) == 2
+
+
 def test_damaged_journal_file_is_set_aside_and_recomputed(tmp_path, runs, data):
     """A crash cannot damage a journal file (it appears by rename, complete); bad storage
     can.  The next writer moves it aside with a warning instead of failing every resume,

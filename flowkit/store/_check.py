@@ -35,6 +35,7 @@ import sys
 import tempfile
 from dataclasses import dataclass, field
 
+import h5py
 
 from ._errors import StoreError
 from ._files import atomic_file
@@ -56,6 +57,7 @@ class StoreReport:
     schema_version: int | None = None
     index_error: str | None = None    # why the /runs index could not be listed, if so
     scanned: bool = False             # runs were also searched for by their object headers
+    scan_unavailable: bool = False    # ... were to be, but this HDF5 cannot open by address
     good: list = field(default_factory=list)           # runs in the main file that verify
     bad: dict = field(default_factory=dict)            # run id -> reason (main file)
     unidentified: dict = field(default_factory=dict)   # "(a group at byte N ...)" -> reason:
@@ -88,9 +90,11 @@ class StoreReport:
             p(f"  run index unreadable: {self.index_error.split('; `flowkit store check')[0]}")
         if self.scanned:
             p("  runs searched for by their HDF5 object headers as well as through the run index")
+        if self.scan_unavailable:
+            p("  runs the index lost were not searched for: this HDF5 build has no H5Oopen_by_token")
         if self.root_error:
-            p(f"  main file unreadable: {self.root_error}")
-        else:
+            p(f"  main file unreadable as a store: {self.root_error}")
+        if self.root_error is None or self.good or self.bad:
             p(f"  main file: schema {self.schema_version}, {len(self.good)} intact runs, {len(self.bad)} damaged")
         for rid, why in sorted(self.bad.items()):
             p(f"    damaged run {rid}: {why}")
@@ -159,51 +163,84 @@ def _readable_copy(path, workdir):
 def _worker(files, order, skip_files, skip_runs, want_records, scan, conn):
     """Child process: open each file, list its runs, read and verify each run, close,
     sending a message *before* every step so the parent knows what a crash interrupted.
-    Files in ``scan`` (truncated ones), and any whose run index cannot be read, are also
-    searched for run groups by their object headers (_scan.py): those the index lost."""
+    Files in ``scan`` (truncated ones), and any whose root or run index cannot be read,
+    are also searched for run groups by their object headers (_scan.py): those the index
+    lost.  Groups already read through the index are not read again."""
     for i in order:
         if i in skip_files:
             continue
         path = files[i]
         conn.send(("open", i))
-        try:
-            f = open_root(path, need_runs=False)
-            schema = read_attrs(f).get("schema_version")
-        except StoreError as exc:
-            conn.send(("root", i, str(exc), None))
+        f, root_error = _open(path)
+        if f is None:
+            conn.send(("root", i, root_error, None, None, False))
             continue
-        try:
-            names, index_error = run_names(f, path), None
-        except StoreError as exc:
-            names, index_error = [], str(exc)
-        conn.send(("root", i, None, schema))
+        schema = index_error = None
+        names, known = [], {_address(f)}
+        if root_error is None:
+            try:
+                schema = read_attrs(f).get("schema_version")
+                names = run_names(f, path)
+                known.add(_address(f["runs"]))
+            except StoreError as exc:
+                index_error = str(exc)
+            except Exception as exc:  # noqa: BLE001 - the root's own attributes are damaged
+                root_error = f"{path}: damaged store root ({type(exc).__name__}: {exc})"
+        conn.send(("root", i, root_error, schema, index_error, True))
         for rid in names:
             if (i, rid) in skip_runs:
                 continue
-            conn.send(("run", i, rid))
             try:
-                rec = read_run(f["runs"][rid])
+                group = f["runs"][rid]
+                address = _address(group)
+            except Exception as exc:  # noqa: BLE001
+                group, address, opened = None, None, exc
+            conn.send(("run", i, rid, address))
+            known.add(address)
+            try:
+                if group is None:
+                    raise opened
+                rec = read_run(group)
                 reason = rec.verify()
             except Exception as exc:  # noqa: BLE001 - any failure means: not salvageable
                 rec, reason = None, f"unreadable ({type(exc).__name__}: {exc})"
-            conn.send(("result", i, rid, rid, reason, rec if (want_records and not reason) else None))
-        if (i in scan or index_error) and scan_available():
-            conn.send(("scan", i, index_error))
+            conn.send(("result", i, rid, rid, reason, rec if (want_records and not reason) else None, address))
+        if (i in scan or index_error or root_error) and scan_available():
+            conn.send(("scan", i))
             for address in object_headers(path, _base(path)):
                 key = f"@{address}"
-                if (i, key) in skip_runs:
+                if address in known or (i, key) in skip_runs:
                     continue
-                conn.send(("run", i, key))
+                conn.send(("run", i, key, address))
                 rid, reason, rec = _scanned(f, address)
-                if rid is None:  # not a run group (a dataset, /runs, a stray signature)
+                if rid is None:  # not a run group (a dataset, a stray signature)
                     conn.send(("skip", i, key))
                     continue
-                conn.send(("result", i, key, rid, reason, rec if (want_records and not reason) else None))
+                conn.send(("result", i, key, rid, reason, rec if (want_records and not reason) else None, address))
         conn.send(("close", i))
         f.close()
         conn.send(("closed", i))
     conn.send(("end",))
     conn.close()
+
+
+def _open(path):
+    """(h5py File, None) for a store; (File, why) for an HDF5 file whose store root is
+    damaged (its runs may still be found by their headers); (None, why) otherwise."""
+    try:
+        return open_root(path, need_runs=False), None
+    except StoreError as exc:
+        try:
+            return h5py.File(path, "r"), str(exc)
+        except Exception:  # noqa: BLE001 - not even HDF5: nothing to search
+            return None, str(exc)
+
+
+def _address(obj):
+    try:
+        return h5py.h5o.get_info(obj.id).addr
+    except Exception:  # noqa: BLE001
+        return None
 
 
 def _scanned(f, address):
@@ -266,17 +303,16 @@ def _inspect(files, order, timeout, on_record=None, scan=()):
                     skip_files.update(range(len(files)))
                     break
                 if kind == "root":
-                    results.setdefault(i, [msg[2], msg[3], {}, None])
-                    if msg[2] is not None:
+                    _, i, err, schema, index_error, opened = msg
+                    results.setdefault(i, [err, schema, {}, index_error])
+                    if not opened:
                         skip_files.add(i)
-                elif kind == "scan":
-                    results[i][3] = msg[2]
                 elif kind == "result":
-                    _, i, key, rid, reason, rec = msg
+                    _, i, key, rid, reason, rec, address = msg
                     runs = results[i][2]
                     if runs.get(rid, "unseen") is not None:
                         runs[rid] = reason
-                    skip_runs.add((i, key))
+                    skip_runs.update({(i, key), (i, f"@{address}")})
                     if rec is not None:
                         on_record(rec)
                 elif kind == "skip":
@@ -296,10 +332,10 @@ def _inspect(files, order, timeout, on_record=None, scan=()):
                 results[step[1]] = [f"cannot be opened: {how}", None, {}, None]
                 skip_files.add(step[1])
             else:
-                _, i, key = step
+                _, i, key, address = step
                 label = f"(an object at byte {key[1:]})" if key.startswith("@") else key
                 results[i][2].setdefault(label, how)
-                skip_runs.add((i, key))
+                skip_runs.update({(i, key), (i, f"@{address}")})  # the scan skips it too
         finally:
             parent.close()
             if proc.is_alive():
@@ -322,6 +358,8 @@ def _run(path, timeout, writer=None):
     path = os.fspath(path)
     if not os.path.exists(path):
         raise StoreError(f"{path}: no such file")
+    if os.path.isdir(path):
+        raise StoreError(f"{path}: a directory, not a store file")
     report = StoreReport(path=path)
     journal = _journal_files(path)
     with tempfile.TemporaryDirectory(prefix="flowkit-check-") as work:
@@ -344,7 +382,9 @@ def _run(path, timeout, writer=None):
                            scan={0} if report.truncated else ())
     err, schema, runs, index_error = results.get(0, ["not inspected", None, {}, None])
     report.index_error = index_error.replace(main, path) if index_error else None
-    report.scanned = report.truncated is not None or report.index_error is not None
+    needed = report.truncated is not None or report.index_error is not None or report.root_error is not None
+    report.scanned = needed and scan_available()
+    report.scan_unavailable = needed and not scan_available()
     # the error names the file read (maybe the padded copy) and advertises this very check
     report.root_error = err.replace(main, path).split("; `flowkit store check")[0] if err else None
     report.schema_version = schema
@@ -381,6 +421,9 @@ def salvage(path, out_path, *, timeout=60.0):
         raise StoreError(f"{out_path}: exists; salvage writes a new file only")
     if os.path.abspath(out_path) == os.path.abspath(path):
         raise StoreError(f"{path}: salvage must write to a different file")
+    folder = os.path.dirname(os.path.abspath(out_path))
+    if not os.path.isdir(folder):
+        raise StoreError(f"{out_path}: directory {folder} does not exist")
     written = []
     with atomic_file(out_path) as tmp:
         with new_store_file(tmp) as runs:
