@@ -3,12 +3,12 @@ as pure functions of plain arrays.
 
 Nothing here integrates or solves: the pipeline reads trajectories and max-margin points
 from flowkit's HDF5 stores and passes numpy arrays in.  Every function returns a
-``matplotlib.figure.Figure`` (built without pyplot, in :func:`analysis.style.context`);
+``matplotlib.figure.Figure`` (built without pyplot, in :func:`flowkit.analysis.style.context`);
 the panel functions draw into an ``ax`` they are given (or a new figure when it is None)
-and return its figure.  Save with :func:`analysis.style.save`.
+and return its figure.  Save with :func:`flowkit.analysis.style.save`.
 
 Sphere panels plot directions w/‖w‖₂ in azimuth-pitch coordinates
-(:mod:`analysis.sphere`), optionally in the frame centred on a chosen direction.
+(:mod:`flowkit.analysis.sphere`), optionally in the frame centred on a chosen direction.
 """
 from __future__ import annotations
 
@@ -288,7 +288,7 @@ def sphere_panel(ax=None, *, trajectories, start, l2, l1, qpath_w, cross, q_poin
     l2D_points    (k, 3) KKT points of the ℓ_{2/D} problem (yellow diamonds); ``depth``
                   puts D in their label
     centre        (3,) plot in the frame where this direction is (0, 0) (see
-                  :mod:`analysis.sphere`); None: the plain azimuth-pitch frame
+                  :mod:`flowkit.analysis.sphere`); None: the plain azimuth-pitch frame
     limits        ((az0, az1), (pitch0, pitch1)) of the view; by default it fits the
                   trajectories, Q_μ path, cross lines and the start/ℓ2/ℓ1/Q_μ markers (the
                   ℓ1 face and ℓ_{2/D} points may run outside it)

@@ -4,7 +4,7 @@
   Design"), distinguishable under the common colour-vision deficiencies.  Grey (the
   separating region of the sphere, grid lines) is the palette's black at low alpha.
 * ``RC``: rcParams (sizes in points for a ~7 inch wide page); :func:`context` applies
-  them temporarily, :func:`apply` globally.  ``analysis.figures`` builds every figure
+  them temporarily, :func:`apply` globally.  ``flowkit.analysis.figures`` builds every figure
   inside :func:`context`.
 * :func:`save` writes a figure as PNG (200 dpi) and PDF next to each other.
 

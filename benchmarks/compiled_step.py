@@ -127,7 +127,7 @@ def bars(rows, series, stem, xlabel, title):
     from matplotlib.figure import Figure
 
     sys.path.insert(0, str(HERE.parent))
-    from analysis.style import SERIES, context
+    from flowkit.analysis.style import SERIES, context
 
     with context():
         fig = Figure(figsize=(6.4, 3.6), layout="constrained")

@@ -267,7 +267,7 @@ def plot(res):
     sys.path.insert(0, str(ROOT))
     from matplotlib.figure import Figure
     from matplotlib.ticker import NullFormatter
-    from analysis.style import OKABE_ITO, context, save
+    from flowkit.analysis.style import OKABE_ITO, context, save
     ok = [r for r in res.values() if "failed" not in r]
     def sweep(key, fixed, path):
         return sorted([r for r in ok if r["case"]["gamma"] == 1e2 and not r["case"].get("baseline")

@@ -91,7 +91,7 @@ def plot(rows, stem):
     sys.path.insert(0, str(HERE.parent))
     from matplotlib.figure import Figure  # no pyplot, so no backend to choose
 
-    from analysis.style import SERIES, context, save
+    from flowkit.analysis.style import SERIES, context, save
 
     with context():
         fig = Figure(figsize=(7.5, 3.4), layout="constrained")

@@ -55,7 +55,7 @@ def plot(rows, stem):
     from matplotlib.figure import Figure
 
     sys.path.insert(0, str(HERE.parent))
-    from analysis.style import SERIES, context
+    from flowkit.analysis.style import SERIES, context
 
     with context():
         fig = Figure(figsize=(4.5, 3.2), layout="constrained")

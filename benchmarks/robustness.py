@@ -273,7 +273,7 @@ def plot(rows, stem):
     from matplotlib.figure import Figure
 
     sys.path.insert(0, str(HERE.parent))
-    from analysis.style import SERIES, context
+    from flowkit.analysis.style import SERIES, context
 
     valid = [r for r in rows if r["status"] != "not separable"]
     with context():

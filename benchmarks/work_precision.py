@@ -45,7 +45,7 @@ sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE.parent / "tests"))
 import flowkit  # noqa: E402
 from flowkit import baselines as B  # noqa: E402
-from analysis import style  # noqa: E402
+from flowkit.analysis import style  # noqa: E402
 from _reference_flow import reference_w  # noqa: E402
 
 CASES = [(D, alpha, gamma) for D in (2, 3) for alpha in (1.0, 100.0) for gamma in (1e3, 1e6)]

@@ -253,8 +253,8 @@ def _store(args):
 
 
 def _reproduce(args):
-    from analysis.plan import FULL, REDUCED
-    from analysis.reproduce import reproduce
+    from flowkit.analysis.plan import FULL, REDUCED
+    from flowkit.analysis.reproduce import reproduce
 
     reproduce(args.out, reuse=args.reuse, grid=REDUCED if args.reduced else FULL,
               workers=args.workers, progress=not args.no_progress, step=args.step)

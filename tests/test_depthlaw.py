@@ -7,7 +7,7 @@ import pytest
 from scipy.optimize import brentq
 
 import flowkit
-from analysis.depthlaw import (d2_constant, mu_for_excess, near_tie, near_tie_mu, rho_max,
+from flowkit.analysis.depthlaw import (d2_constant, mu_for_excess, near_tie, near_tie_mu, rho_max,
                                worst_case_mu)
 
 

@@ -19,7 +19,7 @@ from matplotlib.figure import Figure
 from PIL import Image
 
 import flowkit
-from analysis import figures, sphere, style
+from flowkit.analysis import figures, sphere, style
 
 ROOT = Path(__file__).resolve().parents[1]
 # The Okabe-Ito set, written out independently of analysis/style.py.

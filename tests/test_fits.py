@@ -1,10 +1,10 @@
-"""analysis.fits: the OLS intervals recover known slopes at their nominal coverage, and
+"""flowkit.analysis.fits: the OLS intervals recover known slopes at their nominal coverage, and
 agree with scipy.stats.linregress (an independent implementation)."""
 import numpy as np
 import pytest
 from scipy import stats
 
-from analysis.fits import linear_fit, loglog_fit
+from flowkit.analysis.fits import linear_fit, loglog_fit
 
 
 def test_matches_linregress():

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 import flowkit
-from analysis import reproduce as rp
-from analysis.plan import REDUCED
+from flowkit.analysis import reproduce as rp
+from flowkit.analysis.plan import REDUCED
 from flowkit.cli import main
 from _reference_maxmargin import q_mu_max_margin
 
