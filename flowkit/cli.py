@@ -25,6 +25,7 @@ import sys
 import numpy as np
 
 from . import datasets
+from ._version import __version__
 from .exceptions import FlowkitError, IntegrationError, ParameterError
 
 __all__ = ["main"]
@@ -58,6 +59,7 @@ class _LazyChoices:
 
 def _parser():
     parser = argparse.ArgumentParser(prog="flowkit", description=__doc__.split("\n")[0])
+    parser.add_argument("--version", action="version", version=f"flowkit {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="integrate one gradient-flow trajectory")
     _data_args(run)

@@ -67,3 +67,9 @@ def test_console_script_installed():
                           "2", "--alpha", "1", "--gamma", "10", "--json"],
                          capture_output=True, text=True, check=True).stdout
     assert json.loads(out)["gamma"] == 10.0
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0 and capsys.readouterr().out.strip() == f"flowkit {flowkit.__version__}"
