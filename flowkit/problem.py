@@ -222,6 +222,18 @@ def _check_depth(depth):
     return depth
 
 
+def check_kind(kind, kinds, scale_name, scale, meaning):
+    """ParameterError unless ``kind`` is one of ``kinds`` and the Q scale ``scale`` (named
+    ``scale_name``, described by ``meaning``) is given for kind "Q" and only for it: the
+    solver families flowkit.max_margin and flowkit.min_potential."""
+    if kind not in kinds:
+        raise ParameterError(f"kind must be one of {', '.join(map(repr, kinds))}; got {kind!r}")
+    if kind == "Q" and scale is None:
+        raise ParameterError(f"kind='Q' needs {scale_name} ({meaning}, > 0)")
+    if kind != "Q" and scale is not None:
+        raise ParameterError(f"{scale_name} applies to kind='Q' only; got {scale_name}={scale!r} with kind={kind!r}")
+
+
 def positive_float(name, value, error=ParameterError):
     """``value`` as a positive finite float, else ``error`` naming ``name``."""
     if isinstance(value, (bool, np.bool_, str, bytes)):

@@ -17,7 +17,7 @@ import time
 import numpy as np
 
 from ..exceptions import NumericalRangeError, ParameterError
-from ..problem import _check_depth, data_scale, positive_float, separable_tilde
+from ..problem import _check_depth, check_kind, data_scale, positive_float, separable_tilde
 from .common import L1Face, MaxMargin
 from .l1 import solve_l1
 from .l2 import solve_l2
@@ -74,12 +74,7 @@ def max_margin(X, y, kind, *, mu=None, depth=2, starts=32, seed=0):
     ``dual`` (ν), ``kkt_residual``, ``objective``; for "l1" ``unique`` and, when the
     optimum is a face, ``face`` (its vertices); for "l2/D" ``kkt_points``, best first.
     """
-    if kind not in KINDS:
-        raise ParameterError(f"kind must be one of {', '.join(map(repr, KINDS))}; got {kind!r}")
-    if kind == "Q" and mu is None:
-        raise ParameterError("kind='Q' needs mu (the Q^D_mu scale, > 0)")
-    if kind != "Q" and mu is not None:
-        raise ParameterError(f"mu applies to kind='Q' only; got mu={mu!r} with kind={kind!r}")
+    check_kind(kind, KINDS, "mu", mu, "the Q^D_mu scale")
     depth = _check_depth(depth)
     Xt = separable_tilde(X, y)
     s = data_scale(Xt)  # the network flow's scaling (problem.py): solver tolerances are absolute

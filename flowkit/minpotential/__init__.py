@@ -37,7 +37,7 @@ from threadpoolctl import threadpool_limits
 
 from .. import potentials as P
 from ..exceptions import NumericalRangeError, ParameterError
-from ..problem import _check_depth, positive_float, validate_arrays
+from ..problem import _check_depth, check_kind, positive_float, validate_arrays
 from .common import Interpolator, NoInterpolatorError, feasibility, reduce
 from .l1 import solve_l1, subgradient_residual
 from .l2 import solve_l2
@@ -65,12 +65,7 @@ def min_potential(X, y, kind, *, alpha=None, depth=2, least_squares=False):
     ``residual`` = ‖Xw − y‖₂, ``unique``).  Raises NoInterpolatorError if X w = y has no
     solution and ``least_squares`` is False.
     """
-    if kind not in KINDS:
-        raise ParameterError(f"kind must be one of {', '.join(map(repr, KINDS))}; got {kind!r}")
-    if kind == "Q" and alpha is None:
-        raise ParameterError("kind='Q' needs alpha (the initialisation scale, > 0)")
-    if kind != "Q" and alpha is not None:
-        raise ParameterError(f"alpha applies to kind='Q' only; got alpha={alpha!r} with kind={kind!r}")
+    check_kind(kind, KINDS, "alpha", alpha, "the initialisation scale")
     if not isinstance(least_squares, (bool, np.bool_)):
         raise ParameterError(f"least_squares must be True or False; got {least_squares!r}")
     depth = _check_depth(depth)
