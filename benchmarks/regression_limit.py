@@ -20,14 +20,12 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
+from flowkit.analysis.style import SERIES, context, save
 from flowkit.minpotential import min_potential
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))
 from _reference_regression import flow_limit  # noqa: E402
-
-COLOURS = {2: "#0072B2", 3: "#E69F00", 5: "#009E73"}
-
 
 def main():
     rng = np.random.default_rng(0)
@@ -59,16 +57,15 @@ def main():
     md += [f"| {N} | {d} | {D} | {a:g} | {s:.3f} | {i} | {k:.1e} |" for N, d, D, a, s, i, k in timing]
     (HERE / "regression_limit.md").write_text("\n".join(md) + "\n")
     print("\n".join(md))
-    fig, ax = plt.subplots(figsize=(5, 3.5))
-    for D in (2, 3, 5):
-        sel = [r for r in rows if r[2] == D]
-        ax.loglog([r[3] for r in sel], [r[4] for r in sel], "o", color=COLOURS[D], label=f"D = {D}")
-    ax.set_xlabel(r"initialisation scale $\alpha$")
-    ax.set_ylabel("flow end vs Q interpolator (relative)")
-    ax.legend()
-    fig.tight_layout()
-    for ext in ("png", "pdf"):
-        fig.savefig(HERE / f"regression_limit.{ext}")
+    with context():
+        fig, ax = plt.subplots(figsize=(5, 3.5))
+        for colour, D in zip(SERIES, (2, 3, 5)):
+            sel = [r for r in rows if r[2] == D]
+            ax.loglog([r[3] for r in sel], [r[4] for r in sel], "o", color=colour, label=f"D = {D}")
+        ax.set_xlabel(r"initialisation scale $\alpha$")
+        ax.set_ylabel("flow end vs Q interpolator (relative)")
+        ax.legend()
+        save(fig, HERE / "regression_limit")
 
 
 if __name__ == "__main__":

@@ -30,7 +30,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-from flowkit.store import _check, _layout, salvage
+from flowkit.analysis.style import SERIES, context, save
+from flowkit.store import _check, salvage
 from flowkit.sweep import parse_config, run_sweep
 
 HERE = Path(__file__).resolve().parent
@@ -105,18 +106,17 @@ def main():
     md += [f"| {f:.0%} | {a} | {b} | {c} | {d} |" for f, a, b, c, d in rows]
     (HERE / "salvage.md").write_text("\n".join(md) + "\n")
     print("\n".join(md))
-    fig, ax = plt.subplots(figsize=(5, 3.5))
-    pct = [100 * r[0] for r in rows]
-    ax.plot(pct, [r[4] for r in rows], "k:", label="bound (chunks before the cut)")
-    ax.plot(pct, [r[3] for r in rows], "o-", color="#0072B2", label="flowkit (layout + scan)")
-    ax.plot(pct, [r[2] for r in rows], "s--", color="#E69F00", label="scan, old layout")
-    ax.plot(pct, [r[1] for r in rows], "^-", color="#D55E00", label="before (index only)")
-    ax.set_xlabel("part of the file kept (%)")
-    ax.set_ylabel(f"runs salvaged (of {n})")
-    ax.legend()
-    fig.tight_layout()
-    for ext in ("png", "pdf"):
-        fig.savefig(HERE / f"salvage.{ext}")
+    with context():
+        fig, ax = plt.subplots(figsize=(5, 3.5))
+        pct = [100 * r[0] for r in rows]
+        ax.plot(pct, [r[4] for r in rows], "k:", label="bound (chunks before the cut)")
+        for col, (label, style) in enumerate((("before (index only)", "^-"), ("scan, old layout", "s--"),
+                                              ("flowkit (layout + scan)", "o-")), start=1):
+            ax.plot(pct, [r[col] for r in rows], style, color=SERIES[col - 1], label=label)
+        ax.set_xlabel("part of the file kept (%)")
+        ax.set_ylabel(f"runs salvaged (of {n})")
+        ax.legend()
+        save(fig, HERE / "salvage")
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ checksum (and whose id still hashes its data and settings) into a new store file
   one whose index cannot be read, is also searched for run groups by their object
   headers (_scan.py).  Each run's metadata is flushed right after its data
   (_layout.write_run), so every run before the cut is found whole but the one the cut
-  goes through (benchmarks/salvage.py: 24 of 48 at 50 %, 43 at 90 %).
+  goes through (benchmarks/salvage.py: 23–24 of 48 at 50 %, 43 at 90 %).
 * **Damaged metadata can crash or hang the HDF5 library** (seen while testing: an
   attribute read on a file with a zeroed block never returned).  So every read of the
   damaged file happens in a child process; the parent reads nothing from it and keeps
