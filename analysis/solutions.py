@@ -7,7 +7,8 @@ flow's first direction), ``l2``, ``l1`` and ``l1_face`` (vertices of the optimal
 one row when unique), ``qpath_mu``/``qpath_w`` and ``kinks_mu`` (+ JSON attributes with
 the supports on both sides), ``cross_mu``/``cross_w`` (the Q^D_μ points of the
 cross-lines), on the Fig. 5 dataset the attribute ``mu_fig5b`` (the Q^D_μ point with
-the Fig. 5(b) excess, Theorem 6's asymptote γ̃ = α^D/μ), and for D > 2 ``l2D_w``/``l2D_objective`` (ℓ_{2/D} KKT points, best first).
+the Fig. 5(b) excess, Theorem 6's asymptote γ̃ = α^D/μ), and for D > 2
+``l2D_w``/``l2D_objective`` (ℓ_{2/D} KKT points, best first).
 ``/depth_law/D<depth>``: ``delta``, ``mu`` (the smallest μ with excess_ℓ1(Q^D_μ) = δ over
 the near-tie family of depthlaw.py) and ``t_star`` (the family member attaining it);
 ``/depth_law_dataset/D<depth>``: ``delta`` and ``mu`` on the Fig. 5 dataset (attributes
@@ -18,7 +19,6 @@ Written to a temporary file and renamed, so a crash never leaves half a file.
 from __future__ import annotations
 
 import json
-import math
 import os
 from pathlib import Path
 

@@ -126,7 +126,8 @@ def apply():
 
 def save(fig, path_stem):
     """Write ``fig`` to ``<path_stem>.png`` (200 dpi, so figsize x 200 pixels) and
-    ``<path_stem>.pdf``, creating the directory.  A trailing .png/.pdf on ``path_stem`` is dropped.  Neither file carries
+    ``<path_stem>.pdf``, creating the directory.  A trailing .png/.pdf on ``path_stem``
+    is dropped.  Neither file carries
     a date, so the same inputs give the same bytes.  Returns (png, pdf) paths."""
     stem = Path(path_stem)
     if stem.suffix.lower() in (".png", ".pdf"):

@@ -4,7 +4,8 @@ separable data with the exp-loss, to any training accuracy (Moroshko et al., 202
 Entry point: :func:`integrate` (``model="linearized"``: the tangent-kernel model).
 Discrete baselines (GD, the paper's normalised GD): :mod:`flowkit.baselines`.  The
 solutions trajectories tend to: :func:`max_margin` and :func:`q_path` (classification),
-:func:`min_potential` and, as alpha -> 0, :func:`saddles` (squared-loss regression); where a trajectory stands: :mod:`flowkit.diagnostics`.  Many runs:
+:func:`min_potential` and, as alpha -> 0, :func:`saddles` (squared-loss regression);
+where a trajectory stands: :mod:`flowkit.diagnostics`.  Many runs:
 :func:`open_store` (HDF5) and :mod:`flowkit.sweep` (``flowkit sweep CONFIG --out FILE.h5``).
 Math: math.md of the project's reference.
 """
@@ -26,9 +27,9 @@ _LAZY = {
     "saddles": "saddle_to_saddle", "SaddlePath": "saddle_to_saddle",
     "open_store": "store", "StoreError": "store", "StoreLockedError": "store",
 }
-_SUBMODULES = {"baselines", "linearized", "datasets", "diagnostics", "potentials", "events", "symbolic", "store", "sweep",
-               "maxmargin", "minpotential", "saddle_to_saddle", "qpath", "integrator", "trajectory", "problem", "stopping", "flow",
-               "cli", "exceptions", "compiled"}
+_SUBMODULES = {"baselines", "linearized", "datasets", "diagnostics", "potentials", "events", "symbolic",
+               "store", "sweep", "maxmargin", "minpotential", "saddle_to_saddle", "qpath", "integrator",
+               "trajectory", "problem", "stopping", "flow", "cli", "exceptions", "compiled"}
 
 __all__ = [
     "integrate", "baselines", "Trajectory", "Problem", "datasets", "gamma_from_loss", "METHODS", "CompiledRadau",

@@ -122,7 +122,6 @@ class Driver:
 
     def _advance(self, sigma, z, mode, sigma_to, states, stats, bounds):
         """The loop of ``advance``: fills ``states``."""
-        d = self.system.problem.n_features
         k = 0
         while k < len(sigma_to):
             target = sigma_to[k]
@@ -213,7 +212,8 @@ class Driver:
         """Add the time of the solver's last step to ``_log_t``: t = ∫ gamma~ e^{gamma~}/kappa
         dsigma over it, by 3-point Gauss-Legendre on the step's dense output, in pieces of at
         most ``_TIME_PIECE`` in sigma + gamma~ (the log of the integrand moves at rate
-        1 + gamma~: relative error ~5e-7 piece^7, 4e-14 at 0.1).  Below XI_SWITCH omega = log(t kappa) - gamma~ used to be a
+        1 + gamma~: relative error ~5e-7 piece^7, 4e-14 at 0.1).  Below XI_SWITCH
+        omega = log(t kappa) - gamma~ used to be a
         state; its right-hand side d log kappa/dsigma cancels to rounding where kappa is
         steep in y (D = 10, alpha = 0.01: 1-ulp spread 8e-11 against its atol 1e-10), and
         Newton stalled on it: 50,000 steps short of gamma~ = 5.3 (robustness battery)."""

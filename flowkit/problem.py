@@ -16,7 +16,8 @@ from scipy.optimize import linprog, nnls
 from ._memo import ArrayMemo
 from .exceptions import DataError, NotSeparableError, NumericalRangeError, ParameterError
 
-__all__ = ["Problem", "data_scale", "validate_data", "separable_tilde", "positive_float", "separability_margin", "l2_max_margin_direction"]
+__all__ = ["Problem", "data_scale", "validate_data", "validate_arrays", "separable_tilde", "positive_float",
+           "check_kind", "separability_margin", "l2_max_margin_direction"]
 
 # Data count as separable when the LP margin (X scaled to max |x| = 1) exceeds this: below
 # it the flow's margins grow too slowly to be told from rounding

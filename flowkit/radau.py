@@ -146,8 +146,6 @@ class ThetaRadau(OperatorSolver, Radau):
         f = self.f
 
         max_step = self.max_step
-        atol = self.atol
-        rtol = self.rtol
 
         min_step = 10 * np.abs(np.nextafter(t, self.direction * np.inf) - t)
         if self.h_abs > max_step:

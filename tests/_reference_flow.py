@@ -285,7 +285,8 @@ def reference_w(Xt, depth, alpha, gamma_target, rtol=1e-13):
 
 # ---------------------------------------------------------------- physical time
 def reference_w_time(Xt, depth, alpha, gamma_target, rtol=1e-12, return_log_time=False):
-    """w when gamma~ = gamma_target (or, for a list of increasing targets, one w per target), integrated in physical time (a second, independent
+    """w when gamma~ = gamma_target (or, for a list of increasing targets, one w per target),
+    integrated in physical time (a second, independent
     route through loss plateaus; usable while the loss is representable, gamma~ <~ 50).
 
     State: the 2d log-parameter offsets phi± = log(u±/alpha), *both* integrated (the

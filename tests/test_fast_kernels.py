@@ -87,7 +87,8 @@ def _magnitudes(sigma, z, Xt, D, A):
     out[:d, :d] = np.diag(np.abs(delta)) + np.abs(bg)[:, None] * lSy[None, :]
     out[:d, d:d + N] = np.abs(b)[:, None] * aX.T * p[None, :] + np.abs(bg)[:, None] * e1abs[None, :]
     out[d:d + N, :d] = aX * h[None, :] + np.abs(u)[:, None] * lSy[None, :]
-    out[d:d + N, d:d + N] = gam * ((aX * q) @ aX.T / St * p[None, :] + np.abs(av)[:, None] * e1abs[None, :] + p[None, :])
+    out[d:d + N, d:d + N] = gam * ((aX * q) @ aX.T / St * p[None, :]
+                                   + np.abs(av)[:, None] * e1abs[None, :] + p[None, :])
     if n > d + N:
         out[-1, -1] = abs(jww)
     return out

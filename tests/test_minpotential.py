@@ -65,7 +65,8 @@ def _mp_dual(X, y, mu, D, dps=40):
                     break
                 t /= 2
             nu, v, w, g = nu + t * step, v2, w2, g2
-        raise AssertionError(f"mpmath Newton did not converge at mu = {float(mu):g}, |g| = {float(norm):.3g}, t = {float(t):.3g}")  # pragma: no cover
+        raise AssertionError(  # pragma: no cover
+            f"mpmath Newton did not converge at mu = {float(mu):g}, |g| = {float(norm):.3g}, t = {float(t):.3g}")
 
     # continuation from a large μ (where ν = 0 is close), a factor 10 per stage
     target = mu

@@ -1,6 +1,5 @@
 """Property-based tests (hypothesis) over random separable data: invariants and
 symmetries of gradient flow that no implementation detail may break."""
-import math
 
 import numpy as np
 import pytest

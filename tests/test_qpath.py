@@ -1,6 +1,5 @@
 """flowkit.q_path: the Q_μ path and its kinks against independent solves
 (support enumeration in tests/_reference_maxmargin.py)."""
-import math
 
 import numpy as np
 import pytest

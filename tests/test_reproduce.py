@@ -1,7 +1,6 @@
 """`flowkit reproduce` on a reduced grid: every figure as PNG and PDF, summary.json with the
 issue's schema, REPORT.md, and `--reuse` redrawing from the stored files alone."""
 import json
-import math
 from decimal import Decimal, getcontext
 
 import numpy as np

@@ -77,7 +77,8 @@ def _describe(path):
 
 def _same(a, b):
     if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
-        return np.asarray(a).dtype == np.asarray(b).dtype and np.array_equal(a, b, equal_nan=np.asarray(a).dtype.kind == "f")
+        kind = np.asarray(a).dtype.kind
+        return np.asarray(a).dtype == np.asarray(b).dtype and np.array_equal(a, b, equal_nan=kind == "f")
     return type(a) is type(b) and a == b
 
 

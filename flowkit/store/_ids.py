@@ -98,7 +98,8 @@ def _canonical_stopping(stopping):
                 "gamma_max": _real("gamma_max", stopping["gamma_max"], StoppingRuleError)}
     if not isinstance(stopping, dict) or len(stopping) != 1:
         raise StoppingRuleError(
-            f"stopping must be one rule such as {{'gamma': 1e6}}, {{'mu': 0.5}} or {{'loss': '1e-8700'}}; got {stopping!r}")
+            "stopping must be one rule such as {'gamma': 1e6}, {'mu': 0.5} or {'loss': '1e-8700'}; "
+            f"got {stopping!r}")
     (kind, value), = stopping.items()
     if kind not in _STOPPING_KINDS:
         raise StoppingRuleError(f"unknown stopping rule {kind!r}; use one of {_STOPPING_KINDS}")

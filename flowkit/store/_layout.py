@@ -57,7 +57,8 @@ from ._ids import _run_id, canonical_json, canonical_settings, data_sha256, desc
 from ._netcdf import create_file, next_dimid, write_group
 
 __all__ = ["SCHEMA_VERSION", "RunRecord", "record_from_trajectory", "record_failure",
-           "trajectory_from_record", "write_run", "append_runs", "new_store_file", "read_run", "read_attrs", "create_store_file",
+           "trajectory_from_record", "write_run", "append_runs", "new_store_file", "read_run", "read_attrs",
+           "create_store_file",
            "open_root", "run_names", "checksum", "versions"]
 
 SCHEMA_VERSION = 1
