@@ -10,7 +10,8 @@ from scipy.integrate import solve_ivp
 
 
 def flow_limit(X, y, depth, alpha, *, rtol=1e-12, stop=1e-12, t_max=1e9):
-    """(w at the end, scipy's solution) of the flow from u± = alpha."""
+    """(w at the end, scipy's solution) of the flow from u± = alpha (a scalar, or one
+    scale per feature)."""
     X, y = np.asarray(X, float), np.asarray(y, float)
     D, d = depth, X.shape[1]
     G = X.T @ X
@@ -35,7 +36,7 @@ def flow_limit(X, y, depth, alpha, *, rtol=1e-12, stop=1e-12, t_max=1e9):
         J[d:, d:] = D * em[:, None] * G * dwm[None, :] + np.diag(D * (D - 2) * em * g)
         return J
 
-    th0 = np.full(2 * d, np.log(alpha))
+    th0 = np.tile(np.broadcast_to(np.log(alpha), (d,)), 2)  # alpha: a scalar or one per feature
     g0 = np.linalg.norm(parts(th0)[3])
 
     def done(t, th):

@@ -199,6 +199,10 @@ def test_bad_input():
         ((X, y, "Q"), dict(alpha=1e-200, depth=5), NumericalRangeError, "outside float64"),
         ((X, y, "Q"), dict(alpha=1e-60, depth=2), NumericalRangeError, "validated"),
         ((X, y, "Q"), dict(alpha=1.0, depth=1), ParameterError, "depth"),
+        ((X, y, "Q"), dict(alpha=np.ones(8)), ParameterError, "one per feature"),
+        ((X, y, "Q"), dict(alpha=np.r_[np.ones(8), -1.0]), ParameterError, "<= 0"),
+        ((X, y, "Q"), dict(alpha=[[1.0] * 9]), ParameterError, "one per feature"),
+        ((X, y, "Q"), dict(alpha=np.r_[np.ones(8), 1e-200], depth=5), NumericalRangeError, "outside float64"),
         ((X, y, "l2"), dict(least_squares="yes"), ParameterError, "least_squares"),
         ((X, np.r_[y[:-1], np.nan], "l2"), {}, DataError, "NaN or inf"),
         ((X, y[:3], "l2"), {}, DataError, "shape mismatch"),
@@ -208,3 +212,15 @@ def test_bad_input():
         with pytest.raises(err, match=msg):
             min_potential(*args, **kw)
     assert issubclass(NoInterpolatorError, ValueError)
+
+
+def test_per_coordinate_scales_reduce_to_one_scale():
+    """alpha = a·1 as a vector is the scalar problem: the same w, dual and objective."""
+    X, y = _data(1, 6, 12)
+    for depth in (2, 3, 5):
+        one = min_potential(X, y, "Q", alpha=0.3, depth=depth)
+        many = min_potential(X, y, "Q", alpha=np.full(12, 0.3), depth=depth)
+        assert np.allclose(many.w, one.w, rtol=0, atol=1e-12 * np.max(np.abs(one.w)))
+        assert np.allclose(many.dual, one.dual, rtol=1e-10)
+        assert math.isclose(many.objective, one.objective, rel_tol=1e-12)
+        assert many.as_dict()["alpha"] == [0.3] * 12

@@ -16,7 +16,18 @@ h_D^{-1}(w∞/α^D) = Xᵀν is the KKT point of
 
     min  Q^D_α(w) = α^D Σ_i q_D(w_i/α^D)   s.t.  X w = y,
 
-strictly convex, so it is the unique minimiser.  With no interpolator (y outside
+strictly convex, so it is the unique minimiser.
+
+Per-coordinate scales u±(0) = α_i: the same integration gives w_i = α_i^D h_D(v_i) with
+v = −D(D−2) diag(α^{D−2}) Xᵀ(∫r) (D > 2; D = 2: v = −4 Xᵀ∫r), so the stationarity is
+h_D^{-1}(w_i/α_i^D) = α_i^{D−2} (Xᵀν)_i: the KKT condition of
+
+    min  Σ_i α_i² q_D(w_i/α_i^D)   s.t.  X w = y,
+
+weights α_i², not α_i^D (the two agree for D = 2 and for one scale; for D > 2 they are
+different points, 2-13 % apart on the test's data, and the flow ends at this one:
+tests/test_regression_limit.py).  ``objective`` reports ᾱ^{D−2} Σ_i α_i² q_D(w_i/α_i^D),
+ᾱ the geometric mean of the α_i, which is Q^D_α for one scale.  With no interpolator (y outside
 range(X), e.g. N > d), the flow still keeps v in range(Xᵀ) and its limit is stationary
 for L, Xᵀ(Xw − y) = 0: the same problem with y replaced by its projection P y onto
 range(X) (``least_squares=True``).  As α → ∞, Q^D_α → const·‖w‖₂² (the minimum-ℓ2
@@ -29,7 +40,6 @@ each returns an :class:`Interpolator` with its KKT certificate (common.py).
 """
 from __future__ import annotations
 
-import math
 import time
 
 import numpy as np
@@ -56,7 +66,8 @@ Z_RANGE = (1e-100, 1e21)
 
 
 def min_potential(X, y, kind, *, alpha=None, depth=2, least_squares=False):
-    """The interpolator of (X, y) minimising Q^D_α (``kind="Q"``, needs ``alpha``), ‖w‖₁
+    """The interpolator of (X, y) minimising Q^D_α (``kind="Q"``, needs ``alpha``: a scale,
+    or one per feature -- the potential is then Σ α_i² q_D(w_i/α_i^D), module docstring), ‖w‖₁
     ("l1", the α → 0 limit) or ‖w‖₂ ("l2", the α → ∞ limit), subject to X w = y -- or,
     with ``least_squares``, to X w = P y (P the projection onto range(X)): the solution
     squared-loss gradient flow from u± = α·1 tends to.
@@ -71,16 +82,32 @@ def min_potential(X, y, kind, *, alpha=None, depth=2, least_squares=False):
     depth = _check_depth(depth)
     X, y = validate_arrays(X, y)
     if kind == "Q":
-        alpha = positive_float("alpha", alpha)
-        log_mu = depth * math.log(alpha)
-        if not -690.0 < log_mu < 690.0:
-            raise NumericalRangeError(f"alpha^D = exp({log_mu:.4g}) is outside float64; "
+        alpha = _scales(alpha, X.shape[1])
+        log_mu = depth * np.log(np.atleast_1d(alpha))
+        if not np.all((-690.0 < log_mu) & (log_mu < 690.0)):
+            bad = float(log_mu[np.argmax(np.abs(log_mu))])
+            raise NumericalRangeError(f"alpha^D = exp({bad:.4g}) is outside float64; "
                                       "use kind='l1' (alpha -> 0) or 'l2' (alpha -> inf)")
     t0 = time.perf_counter()
     # one BLAS thread: these matrices are small, and threaded OpenBLAS on them is up to
     # 100x slower when the cores are busy (measured: a 200 x 50 QR, 0.3 ms -> 30 ms)
     with threadpool_limits(limits=1, user_api="blas"):
         return _solve(X, y, kind, alpha, depth, bool(least_squares), t0)
+
+
+def _scales(alpha, d):
+    """alpha as a positive float, or as a float64 array of d positive scales."""
+    if np.ndim(alpha) == 0:
+        return positive_float("alpha", alpha)
+    try:
+        arr = np.array(alpha, dtype=float)
+    except (TypeError, ValueError):
+        raise ParameterError(f"alpha must be a positive number or {d} positive numbers; got {alpha!r}") from None
+    if arr.shape != (d,) or not np.all(np.isfinite(arr)) or np.any(arr <= 0):
+        why = "" if arr.shape != (d,) else " with values <= 0 or not finite"
+        raise ParameterError(f"alpha must be a positive number or {d} positive numbers (one per feature); "
+                             f"got shape {arr.shape}{why}")
+    return arr
 
 
 def _solve(X, y, kind, alpha, depth, least_squares, t0):
@@ -94,18 +121,27 @@ def _solve(X, y, kind, alpha, depth, least_squares, t0):
         stat, objective = subgradient_residual(red.A, w, lam), float(np.sum(np.abs(w)))
         info["uniqueness_slack"] = slack
     else:
-        mu = alpha ** depth
-        z_l2 = float(np.max(np.abs(solve_l2(red)[0]))) / mu
-        if not Z_RANGE[0] <= z_l2 <= Z_RANGE[1]:
+        # one scale: μ = α^D; per coordinate: μ = ᾱ^D (ᾱ the geometric mean), with
+        # m_i = (α_i/ᾱ)^D in the constraint and weights c_i = (α_i/ᾱ)^2 (module docstring)
+        vector = np.ndim(alpha) == 1
+        abar = float(np.exp(np.mean(np.log(alpha)))) if vector else alpha
+        mu = abar ** depth
+        scales = ((alpha / abar) ** depth, (alpha / abar) ** 2) if vector else None
+        m = scales[0] if vector else 1.0
+        top = float(np.max(np.abs(solve_l2(red)[0])))
+        z_range = (top / (mu * float(np.max(m))), top / (mu * float(np.min(m))))
+        if not (Z_RANGE[0] <= z_range[0] and z_range[1] <= Z_RANGE[1]):
             raise NumericalRangeError(
-                f"max |w|/alpha^D = {z_l2:.3g} for these data at alpha = {alpha:g}, depth {depth} "
-                f"is outside the range the Q solver is validated for [{Z_RANGE[0]:g}, {Z_RANGE[1]:g}]; "
-                "use kind='l1' for alpha -> 0 or 'l2' for alpha -> inf")
-        z, lam, iterations, stat = solve_q(red, mu, depth)
-        w = mu * z
-        objective, unique = mu * float(np.sum(P.q(z, depth))), True
+                f"max |w|/alpha^D = {z_range[1]:.3g} (at least {z_range[0]:.3g}) for these data at "
+                f"depth {depth} is outside the range the Q solver is validated for "
+                f"[{Z_RANGE[0]:g}, {Z_RANGE[1]:g}]; use kind='l1' for alpha -> 0 or 'l2' for alpha -> inf")
+        z, lam, iterations, stat = solve_q(red, mu, depth, scales=scales)
+        w = mu * m * z
+        c = scales[1] if vector else 1.0
+        objective, unique = mu * float(np.sum(c * P.q(z, depth))), True
         info["newton_iterations"] = iterations
-        stat, lam = stationarity(red.A, z, depth)
+        Aw = red.A * (m / c)  # h_D^{-1}(w_i/α_i^D) = (α_i/ᾱ)^(D-2) (Xᵀν)_i at the optimum
+        stat, lam = stationarity(Aw if vector else red.A, z, depth)
     kkt = max(stat, feasibility(X, w, red.y_hat))
     info["seconds"] = time.perf_counter() - t0
     return Interpolator(kind=kind, w=w, dual=red.dual(lam), kkt_residual=kkt, objective=objective,

@@ -40,7 +40,9 @@ class Interpolator:
     """A minimum-potential interpolator with its certificate.
 
     ``w`` solves X w = ŷ (ŷ = y, or its projection onto range(X) with ``least_squares``);
-    ``dual`` is ν with ∂f(w) = Xᵀν; ``objective`` f(w) in the problem's own units
+    ``dual`` is ν with ∂f(w) = Xᵀν (kind "Q": h_D^{-1}(w_i/α_i^D) = (α_i/ᾱ)^{D−2} (Xᵀν)_i,
+    ᾱ the geometric mean of the scales; one scale: h_D^{-1}(w/α^D) = Xᵀν); ``alpha`` the
+    scale or the array of per-feature scales; ``objective`` f(w) in the problem's own units
     (Q^D_α(w) = α^D Σ q_D(w_i/α^D), ‖w‖₁, ‖w‖₂); ``residual`` = ‖X w − y‖₂ (0 up to
     rounding for an interpolator); ``unique`` whether the minimiser is unique (always
     for "Q" and "l2", strictly convex; decided for "l1").
@@ -54,7 +56,7 @@ class Interpolator:
     residual: float
     least_squares: bool
     depth: int | None = None
-    alpha: float | None = None
+    alpha: float | np.ndarray | None = None
     unique: bool | None = None
     info: dict = field(default_factory=dict, repr=False)
 
@@ -63,7 +65,8 @@ class Interpolator:
         return dict(kind=self.kind, w=self.w.tolist(), dual=self.dual.tolist(),
                     kkt_residual=self.kkt_residual, objective=self.objective,
                     residual=self.residual, least_squares=self.least_squares, depth=self.depth,
-                    alpha=self.alpha, unique=self.unique,
+                    alpha=np.asarray(self.alpha).tolist() if self.alpha is not None else None,
+                    unique=self.unique,
                     info={k: v for k, v in self.info.items() if isinstance(v, (int, float, str, bool))})
 
 
