@@ -7,7 +7,7 @@
     flowkit maxmargin --kind l1|l2|Q|l2/D [--mu M] [--depth D] (--dataset NAME | --data FILE) [--json]
     flowkit path [--depth D] [--mu-range HI LO] (--dataset NAME | --data FILE) [--json]
     flowkit sweep CONFIG --out FILE.h5 [--scheduler tcp://HOST:PORT] [--workers N] [--no-progress]
-    flowkit store check FILE [--salvage-to OUT]
+    flowkit store check FILE [--salvage-to OUT] [--timeout SECONDS]
     flowkit store summary FILE [--json] [--verify]
     flowkit reproduce --out DIR [--reuse] [--reduced] [--workers N] [--no-progress]
                       [--step scipy|compiled]
@@ -107,6 +107,9 @@ def _parser():
     chk.add_argument("file")
     chk.add_argument("--salvage-to", metavar="OUT", help="new file for the intact runs "
                      "(default FILE.salvaged.h5)")
+    chk.add_argument("--timeout", type=float, default=60.0, metavar="SECONDS",
+                     help="how long one read of the damaged file may take before it counts as hung "
+                          "(default 60)")
     rep = sub.add_parser("reproduce", help="the paper end to end: sweeps, figures, REPORT.md, summary.json")
     rep.add_argument("--out", required=True, help="output directory")
     rep.add_argument("--reuse", action="store_true", help="redraw from DIR/*.h5 without integrating")
@@ -239,7 +242,9 @@ def _store(args):
     from .store import main_check, open_store
 
     if args.store_command == "check":
-        return main_check(args.file, args.salvage_to)
+        if not (math.isfinite(args.timeout) and args.timeout > 0):
+            raise ParameterError(f"--timeout must be a positive number of seconds; got {args.timeout!r}")
+        return main_check(args.file, args.salvage_to, timeout=args.timeout)
     with open_store(args.file) as store:
         df = store.summary(verify=args.verify)
     if args.json:

@@ -824,6 +824,12 @@ def test_a_hanging_run_costs_one_timeout(tmp_path, full_store, runs, monkeypatch
     report = check_store(cut, timeout=1.0)
     assert "hung" in report.bad[hang] and not report.unidentified, report.describe()
     assert time.perf_counter() - t0 < 10
+    # the CLI's --timeout reaches the check
+    from flowkit.cli import main
+    t0 = time.perf_counter()
+    assert main(["store", "check", cut, "--salvage-to", str(tmp_path / "o.h5"), "--timeout", "1"]) == 1
+    assert time.perf_counter() - t0 < 20 and hang not in open_store(str(tmp_path / "o.h5")).run_ids()
+    assert main(["store", "check", cut, "--timeout", "0"]) == 2
 
 
 def test_check_refuses_a_directory_and_a_missing_output_folder(tmp_path, full_store):
