@@ -121,27 +121,8 @@ def _solve(X, y, kind, alpha, depth, least_squares, t0):
         stat, objective = subgradient_residual(red.A, w, lam), float(np.sum(np.abs(w)))
         info["uniqueness_slack"] = slack
     else:
-        # one scale: μ = α^D; per coordinate: μ = ᾱ^D (ᾱ the geometric mean), with
-        # m_i = (α_i/ᾱ)^D in the constraint and weights c_i = (α_i/ᾱ)^2 (module docstring)
-        vector = np.ndim(alpha) == 1
-        abar = float(np.exp(np.mean(np.log(alpha)))) if vector else alpha
-        mu = abar ** depth
-        scales = ((alpha / abar) ** depth, (alpha / abar) ** 2) if vector else None
-        m = scales[0] if vector else 1.0
-        top = float(np.max(np.abs(solve_l2(red)[0])))
-        z_range = (top / (mu * float(np.max(m))), top / (mu * float(np.min(m))))
-        if not (Z_RANGE[0] <= z_range[0] and z_range[1] <= Z_RANGE[1]):
-            raise NumericalRangeError(
-                f"max |w|/alpha^D = {z_range[1]:.3g} (at least {z_range[0]:.3g}) for these data at "
-                f"depth {depth} is outside the range the Q solver is validated for "
-                f"[{Z_RANGE[0]:g}, {Z_RANGE[1]:g}]; use kind='l1' for alpha -> 0 or 'l2' for alpha -> inf")
-        z, lam, iterations, stat = solve_q(red, mu, depth, scales=scales)
-        w = mu * m * z
-        c = scales[1] if vector else 1.0
-        objective, unique = mu * float(np.sum(c * P.q(z, depth))), True
-        info["newton_iterations"] = iterations
-        Aw = red.A * (m / c)  # h_D^{-1}(w_i/α_i^D) = (α_i/ᾱ)^(D-2) (Xᵀν)_i at the optimum
-        stat, lam = stationarity(Aw if vector else red.A, z, depth)
+        w, lam, stat, objective, info["newton_iterations"] = _solve_q(red, alpha, depth)
+        unique = True
     kkt = max(stat, feasibility(X, w, red.y_hat))
     info["seconds"] = time.perf_counter() - t0
     return Interpolator(kind=kind, w=w, dual=red.dual(lam), kkt_residual=kkt, objective=objective,
@@ -149,3 +130,23 @@ def _solve(X, y, kind, alpha, depth, least_squares, t0):
                         depth=depth if kind == "Q" else None, alpha=alpha if kind == "Q" else None,
                         unique=unique, info=info)
 
+
+def _solve_q(red, alpha, depth):
+    """(w, λ, stationarity, objective, Newton iterations) of kind "Q".  One scale: μ = α^D;
+    per coordinate: μ = ᾱ^D (ᾱ the geometric mean), m_i = (α_i/ᾱ)^D in the constraint
+    and weights c_i = (α_i/ᾱ)^2 (module docstring)."""
+    vector = np.ndim(alpha) == 1
+    abar = float(np.exp(np.mean(np.log(alpha)))) if vector else alpha
+    mu = abar ** depth
+    m, c = ((alpha / abar) ** depth, (alpha / abar) ** 2) if vector else (np.ones(1), np.ones(1))
+    top = float(np.max(np.abs(solve_l2(red)[0])))
+    z_low, z_high = top / (mu * float(np.max(m))), top / (mu * float(np.min(m)))
+    if not (Z_RANGE[0] <= z_low and z_high <= Z_RANGE[1]):
+        raise NumericalRangeError(
+            f"max |w|/alpha^D = {z_high:.3g} (at least {z_low:.3g}) for these data at depth {depth} is "
+            f"outside the range the Q solver is validated for [{Z_RANGE[0]:g}, {Z_RANGE[1]:g}]; "
+            "use kind='l1' for alpha -> 0 or 'l2' for alpha -> inf")
+    z, _, iterations, _ = solve_q(red, mu, depth, scales=(m, c) if vector else None)
+    # the certificate, recomputed: h_D^{-1}(w_i/α_i^D) = (α_i/ᾱ)^(D-2) (Xᵀν)_i at the optimum
+    stat, lam = stationarity(red.A * (m / c) if vector else red.A, z, depth)
+    return mu * m * z, lam, stat, mu * float(np.sum(c * P.q(z, depth))), iterations
